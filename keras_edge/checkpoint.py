@@ -1,0 +1,89 @@
+"""Checkpoints (model, optimizer state, loop state) and the cache of trained stages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_edge import __version__, io
+from keras_edge.errors import KerasEdgeError
+
+NAME = re.compile(r"^s(\d+)-e(\d+)$")
+
+
+def save_checkpoint(folder: Path, state: dict, model, optimizer, keep: int = 2) -> Path:
+    """Write ``s{stage}-e{epoch}`` atomically, then drop all but the newest ``keep``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"s{state['stage_index']:02d}-e{state['epoch']:04d}"
+    with io.atomic_path(target) as tmp:
+        tmp.mkdir()
+        model.save(tmp / "model.keras")
+        np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+        (tmp / "state.json").write_text(json.dumps(state))
+    for old in list_checkpoints(folder)[:-keep]:
+        io.remove(old)
+    return target
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if NAME.match(p.name) and (p / "state.json").exists()]
+    return sorted(found, key=lambda p: tuple(int(g) for g in NAME.match(p.name).groups()))
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The saved loop state with ``model`` (loaded) and ``optimizer`` (arrays) added."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+        state["model"] = keras.saving.load_model(path / "model.keras", compile=False)
+        with np.load(path / "optimizer.npz") as arrays:
+            state["optimizer"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    except Exception as exc:
+        raise KerasEdgeError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); delete it "
+                             "to resume from the one before, or start again with --force") from exc
+    return state
+
+
+def restore_optimizer(optimizer, values: list) -> None:
+    """Assign saved values to an optimizer built for the same variables."""
+    if len(values) != len(optimizer.variables):
+        raise KerasEdgeError(f"checkpoint optimizer has {len(values)} variables, the model needs "
+                             f"{len(optimizer.variables)}; start again with --force")
+    for var, value in zip(optimizer.variables, values):
+        var.assign(value)
+
+
+class StageCache:
+    """A trained stage stored under a hash of everything that determines it."""
+
+    def __init__(self, recipe, index: int):
+        resolved = recipe.to_dict()
+        key = json.dumps({"version": __version__, "model": resolved["model"],
+                          "stages": [{k: v for k, v in s.items() if k != "cache"}
+                                     for s in resolved["stages"][: index + 1]]}, sort_keys=True)
+        root = Path(os.environ.get("KERAS_EDGE_CACHE", Path.home() / ".cache" / "keras-edge"))
+        self.path = root / "stages" / hashlib.sha256(key.encode()).hexdigest()[:20]
+
+    def hit(self) -> bool:
+        return (self.path / "results.json").exists()
+
+    def load(self):
+        return keras.saving.load_model(self.path / "model.keras", compile=False)
+
+    def results(self) -> dict:
+        return json.loads((self.path / "results.json").read_text())
+
+    def save(self, model, results: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with io.atomic_path(self.path) as tmp:
+            tmp.mkdir()
+            model.save(tmp / "model.keras")
+            (tmp / "results.json").write_text(json.dumps(results))

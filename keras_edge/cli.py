@@ -1,0 +1,123 @@
+"""The ``keras-edge`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from keras_edge.errors import KerasEdgeError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="keras-edge")
+def cli():
+    """keras-edge: train Keras models for edge devices with plugin recipes.
+
+    \b
+    keras-edge run recipes/quickstart.toml --out runs/quick
+    keras-edge evaluate runs/quick
+    keras-edge plugins
+    """
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder (default: runs/<recipe name>).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe key, e.g. --set train.epochs=1 --set stages.0.data.limit=1000.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--force", is_flag=True, help="Delete a non-empty --out first.")
+def run(recipe, out, overrides, resume, force):
+    """Train the recipe RECIPE (a TOML file; see recipes/README.md)."""
+    from keras_edge.recipe import load_recipe
+    from keras_edge.runner import run_recipe
+
+    parsed = load_recipe(recipe, overrides)
+    out = out or Path("runs") / recipe.stem
+    summary = run_recipe(parsed, out, resume=resume, force=force)
+    click.echo(f"test accuracy {summary['test_accuracy']:.4f}, {summary['params']:,} parameters, "
+               f"{summary['macs']:,} MACs, {summary['wall_time_s']:.1f} s; results in {out}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print name, hooks, version and options as JSON.")
+def plugins(as_json):
+    """List installed plugins and the hooks they implement."""
+    from keras_edge.plugins import describe, get_plugin_manager
+
+    rows = describe(get_plugin_manager())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        version = f" {row['version']}" if row["version"] else ""
+        auto = " (autouse)" if row["autouse"] else ""
+        click.echo(f"{row['name']}{version}{auto}: {', '.join(row['hooks']) or 'no hooks'}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--corruptions", is_flag=True, help="Also measure accuracy under the 15 common corruptions.")
+@click.option("--subnets", is_flag=True, help="Also evaluate subnets of a once-for-all supernet (Pareto front).")
+def evaluate(run_dir, split, corruptions, subnets):
+    """Evaluate the model of a finished run; writes RUN_DIR/evaluation.json."""
+    from keras_edge.evaluation import evaluate_run
+
+    report = evaluate_run(run_dir, split, {"corruptions": corruptions, "subnets": subnets})
+    click.echo(json.dumps({k: v for k, v in report.items() if not isinstance(v, (dict, list))}, indent=2))
+
+
+def _add_plugin_commands() -> None:
+    from keras_edge.plugins import get_plugin_manager
+
+    get_plugin_manager().hook.register_commands(cli=cli)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and start its devices with C++ logging sent to /dev/null.
+
+    TensorFlow's start-up messages ignore ``TF_CPP_MIN_LOG_LEVEL``; they are hidden
+    unless the user sets that variable below 3 to see them.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv=None) -> None:
+    """Console entry point: known errors become one line on stderr and exit code 2."""
+    try:
+        _import_tensorflow_quietly()
+        _add_plugin_commands()
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except KerasEdgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted; continue with --resume", err=True)
+        sys.exit(130)

@@ -1,0 +1,56 @@
+"""``keras-edge evaluate``: accuracy of a run's model plus plugin sections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+
+from keras_edge import io
+from keras_edge.errors import KerasEdgeError
+from keras_edge.loop import Trainer
+from keras_edge.plugins import get_plugin_manager
+from keras_edge.recipe import load_recipe
+from keras_edge.step import evaluate
+
+EVAL_BATCH = 512
+
+
+def evaluate_run(run_dir, split: str = "test", flags: dict | None = None) -> dict:
+    """Evaluate ``run_dir/model.keras`` on the last stage's data; write evaluation.json."""
+    run_dir = Path(run_dir)
+    for name in ("model.keras", "recipe.toml"):
+        if not (run_dir / name).exists():
+            raise KerasEdgeError(f"{run_dir / name} not found; evaluate the folder of a finished "
+                                 "`keras-edge run` (see its status.json)")
+    recipe = load_recipe(run_dir / "recipe.toml")
+    pm = get_plugin_manager()
+    trainer = Trainer(recipe, pm)
+    ctx = trainer.ctx
+    ctx.run_dir = run_dir
+    ctx.stage_index = len(recipe.stages) - 1
+    ctx.stage = recipe.stages[-1]
+    ctx.options = ctx.stage.options
+    ctx.data = trainer.load_data(ctx.stage.data)
+    ctx.model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    result = evaluate(ctx.model, ctx.data.eval_dataset(split, EVAL_BATCH))
+    report = {"split": split, "accuracy": result["accuracy"], "loss": result["loss"]}
+    flags = flags or {}
+    sections = 0
+    for impl in pm.hook.evaluate_extra.get_hookimpls():  # every installed plugin, active or not
+        kwargs = {"ctx": ctx, "model": ctx.model, "flags": flags}
+        section = impl.function(*[kwargs[a] for a in impl.argnames])
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise KerasEdgeError(f"plugin {impl.plugin_name!r} returned {type(section).__name__} from "
+                                 "evaluate_extra; it must return a dict")
+        report.update(section)
+        sections += 1
+    wanted = [f"--{k}" for k, v in flags.items() if v]
+    if wanted and not sections:
+        raise KerasEdgeError(f"no installed plugin evaluates {' '.join(wanted)}; install the plugin that "
+                             "provides it (see `keras-edge plugins`)")
+    io.write_text(run_dir / "evaluation.json", json.dumps(report, indent=2, default=float) + "\n")
+    return report

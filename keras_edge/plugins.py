@@ -1,0 +1,126 @@
+"""The plugin manager: built-in and third-party plugins load through one entry-point group.
+
+Every plugin, including the ones shipped in ``plugins/``, is a ``keras_edge`` entry
+point naming a module or a class (a class is instantiated once per run). Set
+``KERAS_EDGE_PLUGINS`` to a comma-separated list of names to load only those, or to
+an empty string to load none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+import os
+
+import pluggy
+
+from keras_edge import hookspecs
+from keras_edge.errors import PluginError
+
+GROUP = "keras_edge"
+
+
+def entry_points() -> dict:
+    """Installed plugins: name -> entry point (filtered by ``KERAS_EDGE_PLUGINS``)."""
+    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
+    allowed = os.environ.get("KERAS_EDGE_PLUGINS")
+    if allowed is not None:
+        wanted = {n.strip() for n in allowed.split(",") if n.strip()}
+        found = {n: ep for n, ep in found.items() if n in wanted}
+    return found
+
+
+@functools.cache
+def _load(name: str, ep) -> object:
+    try:
+        return ep.load()
+    except Exception as exc:
+        raise PluginError(name, "load", f"{type(exc).__name__}: {exc}; reinstall or uninstall "
+                          f"the package providing entry point {ep.value!r}") from exc
+
+
+def plugin_catalog(extra=None) -> dict:
+    """Plugin name -> its ``Options`` dataclass or ``None``, for recipe validation."""
+    objects = {name: _load(name, ep) for name, ep in entry_points().items()}
+    objects.update(extra or {})
+    return {name: getattr(obj, "Options", None) for name, obj in objects.items()}
+
+
+def get_plugin_manager(extra=None) -> pluggy.PluginManager:
+    """A fresh manager with every installed plugin (classes instantiated) registered.
+
+    ``extra`` maps names to further plugin objects (as tests and library users add
+    them). A hook implementation that matches no hook is an error (``check_pending``).
+    """
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    objects = {name: _load(name, ep) for name, ep in entry_points().items()}
+    objects.update(extra or {})
+    for name, obj in objects.items():
+        pm.register(obj() if isinstance(obj, type) else obj, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(pm.get_name(exc.plugin) or "?", "register",
+                          f"{exc}; check the spelling against docs/hooks.md") from exc
+    _report_plugin_errors(pm)
+    return pm
+
+
+def _report_plugin_errors(pm: pluggy.PluginManager) -> None:
+    """Wrap every hook implementation so an exception names its plugin and hook."""
+    for name in dir(pm.hook):
+        caller = getattr(pm.hook, name)
+        if not isinstance(caller, pluggy.HookCaller):
+            continue
+        for impl in caller.get_hookimpls():
+            impl.function = _named_errors(impl.function, impl.plugin_name, name)
+
+
+def _named_errors(function, plugin: str, hook: str):
+    if getattr(function, "_keras_edge_wrapped", False):
+        return function
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(plugin, hook, f"{type(exc).__name__}: {exc}") from exc
+
+    wrapper._keras_edge_wrapped = True
+    return wrapper
+
+
+def active_caller(pm: pluggy.PluginManager, hook: str, active) -> pluggy.HookCaller:
+    """The hook restricted to the plugins named in ``active``."""
+    inactive = [pm.get_plugin(n) for n, _ in pm.list_name_plugin() if n not in active]
+    return pm.subset_hook_caller(hook, remove_plugins=[p for p in inactive if p is not None])
+
+
+def autouse_names(pm: pluggy.PluginManager) -> tuple[str, ...]:
+    """Plugins that are active in every stage unless disabled (``autouse = True``)."""
+    return tuple(n for n, p in pm.list_name_plugin() if getattr(p, "autouse", False))
+
+
+def describe(pm: pluggy.PluginManager) -> list[dict]:
+    """Name, hooks, version and options of each registered plugin (``keras-edge plugins``)."""
+    eps = entry_points()
+    rows = []
+    for name, plugin in sorted(pm.list_name_plugin()):
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        ep = eps.get(name)
+        dist = getattr(ep, "dist", None)
+        options = getattr(plugin, "Options", None)
+        rows.append({
+            "name": name,
+            "hooks": hooks,
+            "version": dist.version if dist else None,
+            "package": dist.name if dist else None,
+            "autouse": bool(getattr(plugin, "autouse", False)),
+            "options": [f.name for f in dataclasses.fields(options)] if options else [],
+        })
+    return rows

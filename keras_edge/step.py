@@ -1,0 +1,150 @@
+"""The compiled train and eval steps.
+
+One ``tf.function`` trains every sampled (sub)network on the batch: each sample's
+loss is ``ce_weight * CE + distill_weight * KL(teacher || student) + plugin terms``,
+the gradients are ``sum(grad_scale_i * grad(loss_i))``, masked by the current
+selection, and applied in one optimizer step. Weights under a 0 mask are restored
+after the update, so neither momentum nor weight decay moves them.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class Selection:
+    """Masks of the trainable variables for the current epoch.
+
+    Fully frozen variables are left out of the gradient; partially frozen ones keep
+    a mask in a ``tf.Variable``, so a new selection with the same structure needs no
+    retrace.
+    """
+
+    def __init__(self, model, masks: dict | None):
+        self.trainable, self.masked = [], []
+        self._mask_vars = {}
+        for var in model.trainable_variables:
+            mask = None if masks is None else masks.get(var.path)
+            if mask is None:
+                self.trainable.append(var)
+                continue
+            mask = tf.broadcast_to(tf.cast(mask, var.dtype), var.shape)
+            if not bool(tf.reduce_any(mask != 0)):
+                continue  # fully frozen: no gradient at all
+            self.trainable.append(var)
+            if not bool(tf.reduce_all(mask != 0)):
+                self.masked.append((var, tf.Variable(mask, trainable=False, name="mask")))
+
+    @property
+    def key(self):
+        """What the compiled step depends on (same key: the step can be reused)."""
+        return tuple(v.path for v in self.trainable), tuple(v.path for v, _ in self.masked)
+
+    def update_masks(self, other: "Selection") -> None:
+        for (_, mine), (_, theirs) in zip(self.masked, other.masked):
+            mine.assign(theirs)
+
+
+def cross_entropy(labels, logits, label_smoothing=0.0):
+    num_classes = tf.shape(logits)[-1]
+    targets = tf.one_hot(labels, num_classes)
+    if label_smoothing:
+        targets = targets * (1.0 - label_smoothing) + label_smoothing / tf.cast(num_classes, tf.float32)
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(targets, logits))
+
+
+def distillation(teacher_probs, logits):
+    """KL(teacher || student) averaged over the batch."""
+    log_student = tf.nn.log_softmax(logits)
+    log_teacher = tf.math.log(tf.clip_by_value(teacher_probs, 1e-7, 1.0))
+    return tf.reduce_mean(tf.reduce_sum(teacher_probs * (log_teacher - log_student), axis=-1))
+
+
+def forward(model, images, config, training):
+    if config is None:
+        return model(images, training=training)
+    return model(images, training=training, subnet=config)
+
+
+def make_train_step(model, optimizer, selection: Selection, loss_terms, label_smoothing=0.0,
+                    jit_compile=False):
+    """Build the step ``(batch, configs, weights) -> metrics``.
+
+    ``configs`` is a tuple of subnet configs (``None`` for the full model);
+    ``weights`` a float32 ``[k, 3]`` tensor of ``(grad_scale, ce_weight,
+    distill_weight)`` rows. ``loss_terms(batch, outputs, subnet_index)`` returns the
+    plugins' extra terms. A non-finite loss skips the update and is reported in the
+    returned ``finite`` flag.
+    """
+    variables = selection.trainable
+    masked = selection.masked
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def train_step(batch, configs, weights):
+        images, labels = batch["image"], batch["label"]
+        views = batch.get("views")
+        views = [] if views is None else tf.unstack(views) if tf.is_tensor(views) else list(views)
+        metrics = {}
+        with tf.GradientTape() as tape:
+            total = 0.0
+            teacher = None
+            for i, config in enumerate(configs):
+                inputs = tf.concat([images, *views], axis=0) if views else images
+                all_logits = forward(model, inputs, config, training=True)
+                parts = tf.split(all_logits, 1 + len(views)) if views else [all_logits]
+                logits = parts[0]
+                outputs = {"logits": logits, "view_logits": parts[1:]}
+                ce = cross_entropy(labels, logits, label_smoothing)
+                loss = weights[i, 1] * ce
+                if teacher is not None:
+                    loss += weights[i, 2] * distillation(teacher, logits)
+                for name, term in (loss_terms(batch, outputs, i) or {}).items():
+                    loss += term
+                    if i == 0:
+                        metrics[name] = term
+                total += weights[i, 0] * loss
+                if i == 0:
+                    teacher = tf.stop_gradient(tf.nn.softmax(logits))
+                    metrics["loss"] = loss
+                    metrics["accuracy"] = tf.reduce_mean(
+                        tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+        finite = tf.math.is_finite(total)
+        grads = tape.gradient(total, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        if masked:
+            mask_of = {id(v): m for v, m in masked}
+            grads = [g * mask_of[id(v)] if id(v) in mask_of else g for g, v in zip(grads, variables)]
+            before = [tf.identity(v) for v, _ in masked]
+        if finite:
+            optimizer.apply(grads, variables)
+        for (var, mask), old in zip(masked, before if masked else []):
+            var.assign(tf.where(mask > 0, var, old))
+        metrics["finite"] = finite
+        return metrics
+
+    return train_step
+
+
+def make_eval_step(model, jit_compile=False):
+    """Build ``batch -> (sum of losses, number correct, number of examples)``."""
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def eval_step(batch, config=None):
+        logits = forward(model, batch["image"], config, training=False)
+        labels = batch["label"]
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+        return tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.size(labels), tf.float32)
+
+    return eval_step
+
+
+def evaluate(model, dataset, config=None, eval_step=None) -> dict:
+    """Loss and accuracy of ``model`` (or subnet ``config``) over a dataset."""
+    eval_step = eval_step or make_eval_step(model)
+    loss = correct = count = 0.0
+    for batch in dataset:
+        l, c, n = eval_step(batch, config)
+        loss, correct, count = loss + l, correct + c, count + n
+    count = float(count) or 1.0
+    return {"loss": float(loss) / count, "accuracy": float(correct) / count}
