@@ -24,6 +24,7 @@ def save_checkpoint(folder: Path, state: dict, model, optimizer, keep: int = 2) 
     with io.atomic_path(target) as tmp:
         tmp.mkdir()
         model.save(tmp / "model.keras")
+        np.savez(tmp / "variables.npz", *[np.asarray(v) for v in model.variables])  # RNG states too
         np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
         (tmp / "state.json").write_text(json.dumps(state))
     for old in list_checkpoints(folder)[:-keep]:
@@ -43,13 +44,19 @@ def load_checkpoint(path: Path) -> dict:
     """The saved loop state with ``model`` (loaded) and ``optimizer`` (arrays) added."""
     try:
         state = json.loads((path / "state.json").read_text())
-        state["model"] = keras.saving.load_model(path / "model.keras", compile=False)
-        with np.load(path / "optimizer.npz") as arrays:
-            state["optimizer"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        state["model"] = model = keras.saving.load_model(path / "model.keras", compile=False)
+        for var, value in zip(model.variables, _arrays(path / "variables.npz"), strict=True):
+            var.assign(value)
+        state["optimizer"] = _arrays(path / "optimizer.npz")
     except Exception as exc:
         raise KerasEdgeError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); delete it "
                              "to resume from the one before, or start again with --force") from exc
     return state
+
+
+def _arrays(path: Path) -> list:
+    with np.load(path) as arrays:
+        return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
 
 
 def restore_optimizer(optimizer, values: list) -> None:

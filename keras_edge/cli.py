@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -81,32 +82,40 @@ def _add_plugin_commands() -> None:
     get_plugin_manager().hook.register_commands(cli=cli)
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and start its devices with C++ logging sent to /dev/null.
-
-    TensorFlow's start-up messages ignore ``TF_CPP_MIN_LOG_LEVEL``; they are hidden
-    unless the user sets that variable below 3 to see them.
-    """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
-        return
+@contextlib.contextmanager
+def _stderr_to_devnull():
     sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_logical_devices()
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
 
 
+def _start_tensorflow() -> None:
+    """Import TensorFlow, split the CPU if ``$KERAS_EDGE_CPU_DEVICES`` asks, start devices.
+
+    TensorFlow's C++ start-up messages ignore ``TF_CPP_MIN_LOG_LEVEL``; they are hidden
+    unless the user sets that variable below 3 to see them.
+    """
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3"
+    with _stderr_to_devnull() if quiet else contextlib.nullcontext():
+        import tensorflow as tf
+
+        from keras_edge.distribute import configure_cpu_devices
+
+        configure_cpu_devices()
+        if "TF_CONFIG" not in os.environ:  # multi-worker set-up must come before device start
+            tf.config.list_logical_devices()
+
+
 def main(argv=None) -> None:
     """Console entry point: known errors become one line on stderr and exit code 2."""
     try:
-        _import_tensorflow_quietly()
+        _start_tensorflow()
         _add_plugin_commands()
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
@@ -116,7 +125,7 @@ def main(argv=None) -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
     except KerasEdgeError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo("error: " + " ".join(str(exc).split()), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted; continue with --resume", err=True)

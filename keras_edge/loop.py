@@ -32,6 +32,7 @@ from keras_edge import plugins as plugin_lib
 from keras_edge.checkpoint import StageCache, restore_optimizer
 from keras_edge.context import RunContext, SubnetSample
 from keras_edge.data import BUILTIN_DATASETS, load_data
+from keras_edge.distribute import make_strategy
 from keras_edge.errors import KerasEdgeError, PluginError, TrainingError
 from keras_edge.models import BUILTIN_MODELS, build_model, count_macs, count_params
 from keras_edge.optim import make_optimizer
@@ -49,6 +50,7 @@ class Trainer:
         self.models = _merge_registry(BUILTIN_MODELS, pm, "register_models")
         self.datasets = _merge_registry(BUILTIN_DATASETS, pm, "register_datasets")
         self.ctx = RunContext(recipe=recipe, run_dir=folder.path if folder else None)
+        self.strategy = make_strategy(recipe.train.distribute)
         self.history: list[dict] = []
         self.stage_results: dict[str, dict] = {}
         self.train_macs = 0
@@ -119,13 +121,15 @@ class Trainer:
         ctx.model = self.prepare_model(ctx.model, data)
         cache = StageCache(self.recipe, index) if stage.cache else None
         if cache is not None and cache.hit():
-            ctx.model = cache.load()
+            with self.strategy.scope():
+                ctx.model = cache.load()
             _say(f"stage {stage.name}: loaded from cache {cache.path}")
             self.stage_results[stage.name] = {**cache.results(), "cached": True}
             return
         batch_size = stage.data.batch_size
         ctx.steps_per_epoch = data.steps_per_epoch(batch_size)
-        keras.utils.set_random_seed(stage.train.seed + 1000 * index)
+        if stage.train.deterministic:
+            tf.config.experimental.enable_op_determinism()
         self.new_optimizer(start_epoch * ctx.steps_per_epoch)
         if self._saved_optimizer is not None:
             restore_optimizer(ctx.optimizer, self._saved_optimizer)
@@ -140,9 +144,10 @@ class Trainer:
             ctx.epoch = epoch
             ctx.step = epoch * ctx.steps_per_epoch
             epoch_start = time.perf_counter()
+            keras.utils.set_random_seed(stage.train.seed + 1000 * index + epoch)  # resumable per epoch
             self.hook("on_epoch_start")(ctx=ctx)
             step_fn = self.train_step_for(self.select_trainable())
-            dataset = data.train_dataset(batch_size, stage.train.seed, epoch, augment)
+            dataset = self.train_dataset(data, batch_size, stage.train.seed, epoch, augment)
             logs = self.train_epoch(step_fn, dataset, sampling, stage, epoch)
             val = evaluate(ctx.model, data.eval_dataset("val", EVAL_BATCH), eval_step=self._eval_step())
             logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"],
@@ -152,7 +157,8 @@ class Trainer:
             _say(f"stage {stage.name} epoch {epoch + 1}/{stage.epochs}: "
                  + ", ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy")))
             self.history.append({"stage": stage.name, "epoch": epoch + 1, **logs})
-            grown = self.hook("on_grow")(ctx=ctx, model=ctx.model)
+            with self.strategy.scope():
+                grown = self.hook("on_grow")(ctx=ctx, model=ctx.model)
             if grown is not None:
                 self.replace_model(grown)
             if self.folder:
@@ -204,6 +210,15 @@ class Trainer:
         return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
     # ------------------------------------------------------------------ parts
+    def train_dataset(self, data, batch_size, seed, epoch, augment):
+        """The epoch's batches, split over the strategy's replicas when there are several."""
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas == 1:
+            return data.train_dataset(batch_size, seed, epoch, augment)
+        return self.strategy.distribute_datasets_from_function(
+            lambda input_ctx: data.train_dataset(batch_size, seed, epoch, augment, replicas,
+                                                 input_ctx.input_pipeline_id, input_ctx.num_input_pipelines))
+
     def load_data(self, config):
         if config not in self._data_cache:
             self._data_cache[config] = load_data(config, self.datasets)
@@ -211,6 +226,15 @@ class Trainer:
 
     def prepare_model(self, model, data):
         """Build the model, or give it a new classifier when the class count changes."""
+        with self.strategy.scope():
+            model = self._adapt_model(model, data)
+        if self.strategy.num_replicas_in_sync > 1:
+            for layer in model._flatten_layers():
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True  # statistics of the global batch, as on one device
+        return model
+
+    def _adapt_model(self, model, data):
         if model is None:
             keras.utils.set_random_seed(self.recipe.train.seed)
             return build_model(self.recipe.model, data.input_shape, data.num_classes, self.models)
@@ -224,8 +248,9 @@ class Trainer:
 
     def new_optimizer(self, iterations: int = 0) -> None:
         ctx = self.ctx
-        ctx.optimizer = make_optimizer(ctx.stage.train, ctx.steps_per_epoch)
-        ctx.optimizer.build(ctx.model.trainable_variables)
+        with self.strategy.scope():
+            ctx.optimizer = make_optimizer(ctx.stage.train, ctx.steps_per_epoch)
+            ctx.optimizer.build(ctx.model.trainable_variables)
         ctx.optimizer.iterations.assign(iterations)
         self._steps: dict = {}
         self._eval = None
@@ -257,11 +282,12 @@ class Trainer:
         return masks
 
     def train_step_for(self, masks):
-        selection = Selection(self.ctx.model, masks)
+        with self.strategy.scope():
+            selection = Selection(self.ctx.model, masks)
         if selection.key not in self._steps:
             self._steps[selection.key] = (selection, make_train_step(
                 self.ctx.model, self.ctx.optimizer, selection, self.loss_terms,
-                self.ctx.stage.train.label_smoothing, self.jit_compile()))
+                self.ctx.stage.train.label_smoothing, self.jit_compile(), self.strategy))
         cached, step = self._steps[selection.key]
         cached.update_masks(selection)
         return step
@@ -298,12 +324,16 @@ class Trainer:
         setting = self.ctx.stage.train.jit_compile
         if setting != "auto":
             return setting
+        if self.ctx.stage.train.deterministic:
+            return False  # XLA has no deterministic kernels for every op
         layers_ok = all(getattr(layer, "supports_jit", True) for layer in self.ctx.model._flatten_layers())
         return layers_ok and not self._sampling
 
     def _step_macs(self, samples, batch) -> int:
+        local = self.strategy.experimental_local_results
         views = batch.get("views")
-        images = int(batch["image"].shape[0]) * (1 + (0 if views is None else len(views)))
+        images = sum(int(t.shape[0]) for t in local(batch["image"]))
+        images *= 1 + (0 if views is None else len(local(views)[0]))
         model = self.ctx.model
         macs = 0
         for s in samples:

@@ -82,7 +82,6 @@ def _named_errors(function, plugin: str, hook: str):
     if getattr(function, "_keras_edge_wrapped", False):
         return function
 
-    @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
@@ -91,6 +90,9 @@ def _named_errors(function, plugin: str, hook: str):
         except Exception as exc:
             raise PluginError(plugin, hook, f"{type(exc).__name__}: {exc}") from exc
 
+    # No functools.wraps: its __wrapped__ makes autograph convert the wrong source when a
+    # hook (loss_terms) is traced into the train step ("closure mismatch").
+    wrapper.__name__, wrapper.__doc__ = function.__name__, function.__doc__
     wrapper._keras_edge_wrapped = True
     return wrapper
 

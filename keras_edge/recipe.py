@@ -44,6 +44,15 @@ class DataConfig:
     synthetic_examples: int = 512
     synthetic_classes: int = 10
 
+    def __post_init__(self):
+        _check_range(self, "data", batch_size=(1, None), limit=(0, None), test_limit=(0, None),
+                     image_size=(0, None), synthetic_examples=(1, None), synthetic_classes=(2, None))
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise RecipeError(f"data.validation_fraction = {self.validation_fraction} must be in [0, 1); "
+                              "use e.g. 0.1")
+        if self.channels not in (0, 1, 3):
+            raise RecipeError(f"data.channels = {self.channels}: use 0 (keep), 1 or 3")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -75,8 +84,30 @@ class TrainConfig:
     """Stop a stage after this many epochs without a better val_accuracy (0: never)."""
     seed: int = 0
     """Seed of weight initialisation, shuffling and plugins' random choices."""
+    distribute: typing.Literal["none", "mirrored", "multi_worker"] = "none"
+    """tf.distribute strategy of the whole run (set it at the top level, not per stage)."""
+    deterministic: bool = False
+    """Enable TensorFlow op determinism, so a resumed run ends with the same weights."""
     jit_compile: bool | typing.Literal["auto"] = "auto"
     """Compile the steps with XLA; "auto": yes unless subnets are sampled (their shapes vary)."""
+
+    def __post_init__(self):
+        _check_range(self, "train", epochs=(1, None), early_stopping_patience=(0, None),
+                     warmup_epochs=(0, None), weight_decay=(0, None), min_learning_rate=(0, None),
+                     momentum=(0, 1))
+        if not self.learning_rate > 0:
+            raise RecipeError(f"train.learning_rate = {self.learning_rate} must be > 0; use e.g. 0.001")
+        if not 0 <= self.label_smoothing < 1:
+            raise RecipeError(f"train.label_smoothing = {self.label_smoothing} must be in [0, 1)")
+
+
+def _check_range(config, section: str, **bounds) -> None:
+    """Raise RecipeError when a field is outside its inclusive ``(low, high)`` bounds."""
+    for name, (low, high) in bounds.items():
+        value = getattr(config, name)
+        if (low is not None and value < low) or (high is not None and value > high):
+            limits = f">= {low}" if high is None else f"between {low} and {high}"
+            raise RecipeError(f"{section}.{name} = {value} must be {limits}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,6 +266,8 @@ def _build(raw: dict, source: str, catalog: dict) -> Recipe:
             plugins=names, options=options,
             cache=_typed(table.get("cache", False), bool, f"{where}.cache", source),
         ))
+    if any(s.train.distribute != train.distribute for s in stages):
+        raise RecipeError(f"{source}: train.distribute applies to the whole run; set it in [train], not per stage")
     if len({s.name for s in stages}) != len(stages):
         raise RecipeError(f"{source}: stage names must be unique, got {[s.name for s in stages]}")
     return Recipe(data, model, train, tuple(stages), enable, disable, source, raw)

@@ -102,8 +102,9 @@ def run_recipe(recipe, out_dir=None, resume=False, force=False, extra_plugins=No
     """
     pm = get_plugin_manager(extra_plugins)
     folder = RunFolder(out_dir, recipe, resume, force) if out_dir is not None else None
-    state = folder.resume_state() if folder and resume else None
     trainer = Trainer(recipe, pm, folder)
+    with trainer.strategy.scope():
+        state = folder.resume_state() if folder and resume else None
     if folder:
         folder.start()
     try:

@@ -3,8 +3,9 @@
 One ``tf.function`` trains every sampled (sub)network on the batch: each sample's
 loss is ``ce_weight * CE + distill_weight * KL(teacher || student) + plugin terms``,
 the gradients are ``sum(grad_scale_i * grad(loss_i))``, masked by the current
-selection, and applied in one optimizer step. Weights under a 0 mask are restored
-after the update, so neither momentum nor weight decay moves them.
+selection, and applied in one optimizer step (on every replica of the run's
+``tf.distribute`` strategy). Weights under a 0 mask are restored after the update, so
+neither momentum nor weight decay moves them.
 """
 
 from __future__ import annotations
@@ -67,20 +68,22 @@ def forward(model, images, config, training):
 
 
 def make_train_step(model, optimizer, selection: Selection, loss_terms, label_smoothing=0.0,
-                    jit_compile=False):
+                    jit_compile=False, strategy=None):
     """Build the step ``(batch, configs, weights) -> metrics``.
 
     ``configs`` is a tuple of subnet configs (``None`` for the full model);
     ``weights`` a float32 ``[k, 3]`` tensor of ``(grad_scale, ce_weight,
     distill_weight)`` rows. ``loss_terms(batch, outputs, subnet_index)`` returns the
-    plugins' extra terms. A non-finite loss skips the update and is reported in the
-    returned ``finite`` flag.
+    plugins' extra terms. Under a ``tf.distribute`` strategy each replica takes its
+    share of the batch and the gradients are summed across replicas. A non-finite
+    loss applies no gradient and is reported in the returned ``finite`` flag.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     variables = selection.trainable
     masked = selection.masked
+    replicas = float(strategy.num_replicas_in_sync)
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def train_step(batch, configs, weights):
+    def replica_step(batch, configs, weights):
         images, labels = batch["image"], batch["label"]
         views = batch.get("views")
         views = [] if views is None else tf.unstack(views) if tf.is_tensor(views) else list(views)
@@ -108,18 +111,25 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
                     metrics["loss"] = loss
                     metrics["accuracy"] = tf.reduce_mean(
                         tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+            total = total / replicas  # the optimizer sums the replicas' gradients
         finite = tf.math.is_finite(total)
         grads = tape.gradient(total, variables)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-        if masked:
-            mask_of = {id(v): m for v, m in masked}
-            grads = [g * mask_of[id(v)] if id(v) in mask_of else g for g, v in zip(grads, variables)]
-            before = [tf.identity(v) for v, _ in masked]
-        if finite:
-            optimizer.apply(grads, variables)
-        for (var, mask), old in zip(masked, before if masked else []):
+        grads = [tf.zeros_like(v) if g is None else tf.where(finite, g, tf.zeros_like(g))
+                 for g, v in zip(grads, variables)]
+        mask_of = {id(v): m for v, m in masked}
+        grads = [g * mask_of[id(v)] if id(v) in mask_of else g for g, v in zip(grads, variables)]
+        optimizer.apply(grads, variables)
+        metrics["finite"] = tf.cast(finite, tf.float32)
+        return metrics
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def train_step(batch, configs, weights):
+        before = [tf.identity(v) for v, _ in masked]
+        metrics = strategy.run(replica_step, args=(batch, configs, weights))
+        metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in metrics.items()}
+        for (var, mask), old in zip(masked, before):  # momentum and weight decay must not move them
             var.assign(tf.where(mask > 0, var, old))
-        metrics["finite"] = finite
+        metrics["finite"] = metrics["finite"] >= 1.0
         return metrics
 
     return train_step

@@ -43,17 +43,29 @@ class Data:
     def steps_per_epoch(self, batch_size: int) -> int:
         return len(self.x_train) // batch_size
 
-    def train_dataset(self, batch_size: int, seed: int, epoch: int = 0, augment=None):
-        """Shuffled full batches; the order depends only on ``(seed, epoch)``."""
+    def train_dataset(self, batch_size: int, seed: int, epoch: int = 0, augment=None,
+                      replicas: int = 1, pipeline: int = 0, pipelines: int = 1):
+        """Shuffled full batches; the order depends only on ``(seed, epoch)``.
+
+        With ``replicas`` > 1 each global batch is cut into per-replica parts, and
+        input ``pipeline`` (one per worker) yields the parts of its local replicas in
+        order, so every replica sees its share of the same global batch.
+        """
         import tensorflow as tf
 
         if len(self.x_train) < batch_size:
             raise DataError(f"the training split has {len(self.x_train)} examples, fewer than one "
                             f"batch of {batch_size}; lower data.batch_size")
+        if batch_size % replicas:
+            raise DataError(f"data.batch_size = {batch_size} cannot be split over {replicas} replicas; "
+                            f"use a multiple of {replicas}")
         order = np.random.default_rng([seed, epoch]).permutation(len(self.x_train))
         n = len(order) // batch_size * batch_size
+        parts = order[:n].reshape(-1, replicas, batch_size // replicas)
+        local = replicas // pipelines
+        parts = parts[:, pipeline * local:(pipeline + 1) * local].reshape(-1, batch_size // replicas)
         images, labels = tf.constant(self.x_train), tf.constant(self.y_train)
-        ds = tf.data.Dataset.from_tensor_slices(order[:n].reshape(-1, batch_size))
+        ds = tf.data.Dataset.from_tensor_slices(parts)
         ds = ds.map(lambda idx: _to_batch(tf.gather(images, idx), tf.gather(labels, idx)),
                     num_parallel_calls=tf.data.AUTOTUNE)
         if augment is not None:

@@ -32,8 +32,8 @@ def load_tfds(name: str, config) -> Arrays:
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as exc:  # tfds raises DatasetNotFoundError and others for bad names
-        raise DataError(f"data.name: unknown tensorflow-datasets name {name!r} ({exc}); "
-                        "see https://www.tensorflow.org/datasets/catalog") from exc
+        raise DataError(f"data.name: unknown tensorflow-datasets name {name!r} ({type(exc).__name__}); "
+                        "see `python -c 'import tensorflow_datasets as tfds; print(tfds.list_builders())'`") from exc
     if not builder.is_prepared():
         if not _online():
             raise DataError(

@@ -1,0 +1,84 @@
+"""Table-driven bad input: each case exits with code 2 and one line naming the problem and
+the fix, prints no traceback, and leaves no model or half-written file behind."""
+
+import pytest
+
+from tests.test_cli import run_cli
+
+BASE = """
+[data]
+name = "synthetic"
+synthetic_examples = 128
+synthetic_shape = [12, 12, 1]
+batch_size = 32
+[model]
+width = 0.25
+[train]
+epochs = 1
+jit_compile = false
+"""
+
+# (id, recipe text or None for "no file", extra CLI arguments, expected fragment)
+CASES = [
+    ("missing-file", None, [], "recipe file"),
+    ("toml-syntax", "[train\nepochs = 1", [], "TOML syntax error"),
+    ("unknown-section", BASE + "[bogus]\nx = 1\n", [], "unknown key 'bogus'"),
+    ("unknown-data-key", BASE.replace("batch_size", "batchsize"), [], "unknown key 'data.batchsize'"),
+    ("unknown-train-key", BASE + "lr = 0.1\n", [], "unknown key 'train.lr'"),
+    ("epochs-string", BASE.replace("epochs = 1", "epochs = 'one'"), [], "train.epochs = 'one' has the wrong type"),
+    ("batch-float", BASE.replace("batch_size = 32", "batch_size = 32.5"), [], "data.batch_size = 32.5 has the wrong type"),
+    ("epochs-zero", BASE.replace("epochs = 1", "epochs = 0"), [], "train.epochs = 0 must be >= 1"),
+    ("negative-lr", BASE + "learning_rate = -0.1\n", [], "learning_rate = -0.1 must be > 0"),
+    ("bad-optimizer", BASE + "optimizer = 'rmsprop'\n", [], "choose one of ['adam', 'sgd']"),
+    ("bad-schedule", BASE + "schedule = 'step'\n", [], "choose one of ['constant', 'cosine']"),
+    ("bad-momentum", BASE + "momentum = 1.5\n", [], "train.momentum = 1.5 must be between 0 and 1"),
+    ("val-fraction", BASE.replace("batch_size = 32", "batch_size = 32\nvalidation_fraction = 1.0"), [],
+     "validation_fraction = 1.0 must be in [0, 1)"),
+    ("bad-channels", BASE.replace("batch_size = 32", "batch_size = 32\nchannels = 2"), [], "data.channels = 2"),
+    ("stages-not-list", BASE + "[stages]\nname = 'a'\n", [], "'stages' must be a non-empty array"),
+    ("duplicate-stages", BASE + "[[stages]]\nname = 'a'\n[[stages]]\nname = 'a'\n", [], "stage names must be unique"),
+    ("stage-unknown-key", BASE + "[[stages]]\nname = 'a'\nepoch = 2\n", [], "unknown key 'stages.0.epoch'"),
+    ("stage-unknown-plugin", BASE + "[[stages]]\nname = 'a'\nplugins = ['nope']\n", [], "unknown plugin 'nope'"),
+    ("enable-unknown-plugin", BASE + "[plugins]\nenable = ['nope']\n", [], "plugins.enable: unknown plugin 'nope'"),
+    ("disable-not-list", BASE + "[plugins]\ndisable = 'weight_norm'\n", [], "plugins.disable = 'weight_norm' must be a list"),
+    ("options-of-bare-plugin", BASE + "[plugins.weight_norm]\nx = 1\n", [], "plugin 'weight_norm' takes no options"),
+    ("classes-out-of-range", BASE.replace("batch_size = 32", "batch_size = 32\nclasses = [0, 42]"), [],
+     "data.classes: [42] out of range"),
+    ("classes-not-list", BASE.replace("batch_size = 32", "batch_size = 32\nclasses = 3"), [], "data.classes = 3 must be a list"),
+    ("unknown-dataset", BASE.replace('name = "synthetic"', 'name = "imagenet"'), [], "unknown dataset 'imagenet'"),
+    ("unknown-tfds", BASE.replace('name = "synthetic"', 'name = "tfds:no_such_set_xyz"'), [],
+     "unknown tensorflow-datasets name"),
+    ("missing-folder", BASE.replace('name = "synthetic"', 'name = "folder:/nonexistent"'), [], "no train/ sub-folder"),
+    ("missing-idx-files", BASE.replace('name = "synthetic"', 'name = "fashion_mnist"\ndata_dir = "/nonexistent"'), [],
+     "apt-get install dataset-fashion-mnist"),
+    ("batch-larger-than-data", BASE.replace("batch_size = 32", "batch_size = 4096"), [], "fewer than one batch"),
+    ("unknown-model", BASE.replace("width = 0.25", "name = 'alexnet'"), [], "unknown model 'alexnet'"),
+    ("bad-model-option", BASE.replace("width = 0.25", "name = 'vgg'\noptions = {bogus = 1}"), [],
+     "unexpected keyword argument 'bogus'"),
+    ("bad-resnet-depth", BASE.replace("width = 0.25", "name = 'resnet'\noptions = {depth = 10}"), [],
+     "depth must be 6n+2"),
+    ("set-without-equals", BASE, ["--set", "train.epochs"], "expected KEY=VALUE"),
+    ("set-bad-index", BASE + "[[stages]]\nname = 'a'\n", ["--set", "stages.3.epochs=1"], "stages has 1 entries"),
+    ("set-unknown-key", BASE, ["--set", "train.nope=1"], "unknown key 'train.nope'"),
+    ("set-wrong-type", BASE, ["--set", "train.epochs=[1]"], "train.epochs = [1] has the wrong type"),
+    ("resume-without-checkpoint", BASE, ["--resume"], "no checkpoint in"),
+]
+
+
+@pytest.mark.parametrize("text, args, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, capsys, text, args, fragment):
+    recipe = tmp_path / "recipe.toml"
+    if text is not None:
+        recipe.write_text(text)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["run", str(recipe), "--out", str(out), *args], capsys)
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert fragment in err, err
+    assert "Traceback" not in err
+    leftovers = sorted(p.name for p in out.rglob("*")) if out.exists() else []
+    assert not [p for p in leftovers if p.startswith(".tmp-") or p.endswith(".keras")], leftovers
+
+
+def test_there_are_at_least_30_cases():
+    assert len(CASES) >= 30
