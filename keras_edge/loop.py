@@ -282,12 +282,13 @@ class Trainer:
         return masks
 
     def train_step_for(self, masks):
-        with self.strategy.scope():
-            selection = Selection(self.ctx.model, masks)
+        """The compiled step for this selection (reused, and retraced only for a new structure)."""
+        selection = Selection(self.ctx.model, masks)
         if selection.key not in self._steps:
-            self._steps[selection.key] = (selection, make_train_step(
-                self.ctx.model, self.ctx.optimizer, selection, self.loss_terms,
-                self.ctx.stage.train.label_smoothing, self.jit_compile(), self.strategy))
+            with self.strategy.scope():  # mask variables live on every replica
+                self._steps[selection.key] = (selection, make_train_step(
+                    self.ctx.model, self.ctx.optimizer, selection, self.loss_terms,
+                    self.ctx.stage.train.label_smoothing, self.jit_compile(), self.strategy))
         cached, step = self._steps[selection.key]
         cached.update_masks(selection)
         return step

@@ -10,6 +10,7 @@ neither momentum nor weight decay moves them.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -17,32 +18,39 @@ class Selection:
     """Masks of the trainable variables for the current epoch.
 
     Fully frozen variables are left out of the gradient; partially frozen ones keep
-    a mask in a ``tf.Variable``, so a new selection with the same structure needs no
-    retrace.
+    their mask in a ``tf.Variable``, so a new selection with the same structure is
+    copied in with no retrace.
     """
 
     def __init__(self, model, masks: dict | None):
-        self.trainable, self.masked = [], []
-        self._mask_vars = {}
+        self.trainable, self._partial = [], []
         for var in model.trainable_variables:
             mask = None if masks is None else masks.get(var.path)
             if mask is None:
                 self.trainable.append(var)
                 continue
-            mask = tf.broadcast_to(tf.cast(mask, var.dtype), var.shape)
-            if not bool(tf.reduce_any(mask != 0)):
+            mask = np.broadcast_to(np.asarray(mask, var.dtype), var.shape)
+            if not mask.any():
                 continue  # fully frozen: no gradient at all
             self.trainable.append(var)
-            if not bool(tf.reduce_all(mask != 0)):
-                self.masked.append((var, tf.Variable(mask, trainable=False, name="mask")))
+            if not mask.all():
+                self._partial.append((var, mask))
+        self._variables = None
 
     @property
     def key(self):
         """What the compiled step depends on (same key: the step can be reused)."""
-        return tuple(v.path for v in self.trainable), tuple(v.path for v, _ in self.masked)
+        return tuple(v.path for v in self.trainable), tuple(v.path for v, _ in self._partial)
+
+    @property
+    def masked(self) -> list:
+        """``(variable, mask variable)`` pairs of the partially frozen variables."""
+        if self._variables is None:
+            self._variables = [(v, tf.Variable(m, trainable=False, name="mask")) for v, m in self._partial]
+        return self._variables
 
     def update_masks(self, other: "Selection") -> None:
-        for (_, mine), (_, theirs) in zip(self.masked, other.masked):
+        for (_, mine), (_, theirs) in zip(self.masked, other._partial):
             mine.assign(theirs)
 
 
