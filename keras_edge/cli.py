@@ -76,6 +76,12 @@ def evaluate(run_dir, split, corruptions, subnets):
     click.echo(json.dumps({k: v for k, v in report.items() if not isinstance(v, (dict, list))}, indent=2))
 
 
+def _add_export_command() -> None:
+    from keras_edge.export.command import export
+
+    cli.add_command(export)
+
+
 def _add_plugin_commands() -> None:
     from keras_edge.plugins import get_plugin_manager
 
@@ -103,7 +109,11 @@ def _start_tensorflow() -> None:
     """
     quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3"
     with _stderr_to_devnull() if quiet else contextlib.nullcontext():
+        import absl.logging
         import tensorflow as tf
+
+        if quiet:
+            absl.logging.set_verbosity(absl.logging.ERROR)  # the TFLite converter's chatter
 
         from keras_edge.distribute import configure_cpu_devices
 
@@ -116,6 +126,7 @@ def main(argv=None) -> None:
     """Console entry point: known errors become one line on stderr and exit code 2."""
     try:
         _start_tensorflow()
+        _add_export_command()
         _add_plugin_commands()
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

@@ -17,11 +17,16 @@ def _fail(path, exc: OSError):
 
 def write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,0 +1,61 @@
+"""TrainerModule -> TFLite flatbuffer, and what ops a flatbuffer uses."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import tempfile
+
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
+
+from keras_edge.errors import KerasEdgeError
+
+_BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+
+
+@contextlib.contextmanager
+def saved_model_converter(module, signatures):
+    """A TFLite converter for ``module`` saved with ``signatures`` (name -> concrete function)."""
+    with tempfile.TemporaryDirectory() as saved:
+        tf.saved_model.save(module, saved, signatures=signatures,
+                            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+        yield tf.lite.TFLiteConverter.from_saved_model(saved)
+
+
+def to_tflite(module, flex=False) -> bytes:
+    """Convert ``module``'s signatures; builtin ops only unless ``flex``."""
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + ([tf.lite.OpsSet.SELECT_TF_OPS] if flex else [])
+    with saved_model_converter(module, module.signatures(flex=flex)) as converter:
+        converter.target_spec.supported_ops = ops
+        converter.experimental_enable_resource_variables = True
+        try:
+            return converter.convert()
+        except Exception as exc:  # the converter raises several types; all mean the same here
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KerasEdgeError(f"TFLite conversion failed: {first}; try --flex to allow TensorFlow ops") from exc
+
+
+def op_counts(tflite: bytes) -> collections.Counter:
+    """How many times each operator occurs in a flatbuffer (all subgraphs): builtins by
+    name, custom (Flex) ops by their code."""
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    names = []
+    for code in model.operatorCodes:
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            names.append(code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode))
+        else:
+            names.append(_BUILTIN_NAMES[builtin])
+    return collections.Counter(names[op.opcodeIndex] for graph in model.subgraphs for op in graph.operators or [])
+
+
+def op_names(tflite: bytes) -> set[str]:
+    """Names of the operators a flatbuffer uses."""
+    return set(op_counts(tflite))
+
+
+def flex_ops(tflite: bytes) -> set[str]:
+    """The Flex (Select TensorFlow) ops a flatbuffer needs."""
+    return {name for name in op_names(tflite) if name.startswith("Flex")}

@@ -1,0 +1,236 @@
+"""The ``tf.Module`` that becomes the on-device training model.
+
+Signatures (all builtin ops):
+
+- ``train(x, y[, masks]) -> {"loss"}``: one SGD-with-momentum step on a batch of
+  ``batch_size`` images ``x`` (float32 NHWC in [0, 1]) and int32 labels ``y``;
+  batch-norm layers use batch statistics and update their moving averages.
+  ``masks`` (with ``runtime_masks``) holds one 0/1 value per neuron (output
+  channel) of every trained layer, in the order of ``neuron_layout``: a 0 leaves
+  that neuron's weights and momentum untouched for this step.
+- ``infer(x) -> {"logits", "probabilities"}`` for any batch size.
+- ``get_weights() -> {name: tensor}`` and ``set_weights(**{name: tensor})``: every
+  Keras weight by ``safe_name(variable.path)``, so an app can persist and restore.
+- with ``flex``: ``save(checkpoint_path)`` / ``restore(checkpoint_path)`` as in the
+  official TFLite on-device training guide (these need the Flex delegate).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_edge.errors import KerasEdgeError
+from keras_edge.export.gradients import softmax_cross_entropy
+from keras_edge.export.layers import call_layer
+from keras_edge.export.weights import DeviceWeight
+
+
+class TrainerModule(tf.Module):
+    """Rebuilds a functional Keras model's forward pass from builtin-gradient ops.
+
+    ``selection``: ``None`` trains every trainable weight; otherwise a dict
+    ``{variable.path: 0/1 mask per output channel or of the weight's shape}`` and
+    weights not in it are frozen (no weight gradient, no optimizer state).
+    """
+
+    def __init__(self, model, *, batch_size=32, learning_rate=0.01, momentum=0.9, selection=None,
+                 runtime_masks=False):
+        super().__init__(name="keras_edge_trainer")
+        graph = _functional(model)
+        self.batch_size, self.learning_rate, self.momentum = batch_size, learning_rate, momentum
+        self.runtime_masks = runtime_masks
+        self.input_shape = tuple(model.inputs[0].shape[1:])
+        self.num_classes = int(model.outputs[0].shape[-1])
+        self.device_weights = _device_weights(model, selection, momentum)
+        self.neuron_layout, self._mask_spans = _neuron_layout(model, self.device_weights)
+        self.trainable_parameters = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+        self._forward = lambda x, params, training, stats: _run(graph, x, params, training, stats)
+
+    # ---------------------------------------------------------------- signature bodies
+
+    def train_step(self, x, y, masks=None):
+        weights = self.device_weights
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            params = {path: w.param(tape) for path, w in weights.items()}
+            stats = []
+            loss = softmax_cross_entropy(self._forward(x, params, True, stats), y)
+        trained = [w for w in weights.values() if w.is_trained]
+        grads = tape.gradient(loss, [params[w.path].trained for w in trained])
+        for w, grad in zip(trained, grads):
+            if grad is None:
+                raise KerasEdgeError(f"weight {w.path!r} does not affect the loss; leave it out of the selection")
+            w.apply_gradient(grad, self.learning_rate, self._channel_mask(w, masks))
+        for layer, mean, variance in stats:
+            for stat, batch_value in ((layer.moving_mean, mean), (layer.moving_variance, variance)):
+                moving = weights[stat.path]
+                moving.assign(moving.value() * layer.momentum + batch_value * (1.0 - layer.momentum))
+        return {"loss": loss}
+
+    def infer(self, x):
+        params = {path: w.param() for path, w in self.device_weights.items()}
+        logits = self._forward(x, params, False, [])
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+    def get_weights(self):
+        return {w.name: w.value() for w in self.device_weights.values()}
+
+    def set_weights(self, **tensors):
+        for w in self.device_weights.values():
+            w.assign(tensors[w.name])
+        return {"weights_set": tf.constant(len(tensors), tf.int32)}
+
+    def save(self, checkpoint_path):
+        names = [w.name for w in self.device_weights.values()]
+        tf.raw_ops.Save(filename=checkpoint_path, tensor_names=names,
+                        data=[w.value() for w in self.device_weights.values()], name="save")
+        return {"checkpoint_path": checkpoint_path}
+
+    def restore(self, checkpoint_path):
+        restored = {}
+        for w in self.device_weights.values():
+            restored[w.name] = tf.raw_ops.Restore(file_pattern=checkpoint_path, tensor_name=w.name, dt=tf.float32)
+            w.assign(tf.reshape(restored[w.name], w.shape))
+        return restored
+
+    def _channel_mask(self, weight, masks):
+        if masks is None:
+            return None
+        offset, size = self._mask_spans[weight.path]
+        mask = masks[offset : offset + size]
+        return mask if weight.channels is None else tf.gather(mask, weight.channels)
+
+    # ---------------------------------------------------------------- signatures
+
+    @property
+    def num_neurons(self):
+        return sum(size for _, size in self.neuron_layout.values())
+
+    def signatures(self, flex=False):
+        """Concrete functions by signature name, ready for ``tf.saved_model.save``."""
+        image = lambda batch: tf.TensorSpec([batch, *self.input_shape], tf.float32, name="x")  # noqa: E731
+        train_specs = [image(self.batch_size), tf.TensorSpec([self.batch_size], tf.int32, name="y")]
+        if self.runtime_masks:
+            train_specs.append(tf.TensorSpec([self.num_neurons], tf.float32, name="masks"))
+            train = tf.function(lambda x, y, masks: self.train_step(x, y, masks), input_signature=train_specs, autograph=False)
+        else:
+            train = tf.function(lambda x, y: self.train_step(x, y), input_signature=train_specs, autograph=False)
+        set_weights = _keyword_function(self.set_weights, {w.name: w for w in self.device_weights.values()})
+        found = {
+            "train": train.get_concrete_function(),
+            "infer": tf.function(self.infer, input_signature=[image(None)], autograph=False).get_concrete_function(),
+            "get_weights": tf.function(self.get_weights, input_signature=[], autograph=False).get_concrete_function(),
+            "set_weights": set_weights,
+        }
+        if flex:
+            path = [tf.TensorSpec([], tf.string, name="checkpoint_path")]
+            found["save"] = tf.function(self.save, input_signature=path, autograph=False).get_concrete_function()
+            found["restore"] = tf.function(self.restore, input_signature=path, autograph=False).get_concrete_function()
+        return found
+
+    def describe(self):
+        """What an app needs to call the model (saved next to it as JSON)."""
+        weights = self.device_weights.values()
+        return {
+            "batch_size": self.batch_size,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "learning_rate": self.learning_rate,
+            "momentum": self.momentum,
+            "runtime_masks": self.runtime_masks,
+            "neuron_layout": {name: list(span) for name, span in self.neuron_layout.items()},
+            "weights": {w.name: list(w.shape) for w in weights},
+            "trained_parameters": sum(w.num_trained for w in weights),
+            "trainable_parameters": self.trainable_parameters,
+        }
+
+
+def _keyword_function(method, named):
+    """A concrete function whose inputs are named after ``named`` (one keyword each)."""
+
+    def call(**tensors):
+        return method(**tensors)
+
+    call.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in named]
+    )
+    specs = {name: tf.TensorSpec(w.shape, tf.float32, name=name) for name, w in named.items()}
+    return tf.function(call, autograph=False).get_concrete_function(**specs)
+
+
+def _functional(model):
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    if graph is None or not hasattr(graph, "_run_through_graph"):
+        raise KerasEdgeError(
+            f"model {model.name!r} is not a functional model; the export rebuilds models made with "
+            "keras.Model(inputs, outputs) or a built keras.Sequential"
+        )
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise KerasEdgeError(f"model {model.name!r} has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
+                             "the export supports one image input and one logits output")
+    return graph
+
+
+def _layers(model):
+    """Every layer of a (possibly nested) functional model."""
+    for layer in _functional(model).layers:
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def _device_weights(model, selection, momentum):
+    selection = None if selection is None else dict(selection)
+    weights = {}
+    for layer in _layers(model):
+        for variable in layer.weights:
+            value = np.asarray(keras.ops.convert_to_numpy(variable), np.float32)
+            if not variable.trainable or not layer.trainable:
+                mask = False
+            else:
+                mask = None if selection is None else selection.pop(variable.path, False)
+            weights[variable.path] = DeviceWeight(
+                variable.path, value, depthwise=isinstance(layer, keras.layers.DepthwiseConv2D),
+                mask=mask, momentum=momentum,
+            )
+    if selection:
+        raise KerasEdgeError(f"selection names weights the model has no trainable weight for: {sorted(selection)}; "
+                             "use Keras variable paths such as 'conv1/kernel'")
+    return weights
+
+
+def _neuron_layout(model, weights):
+    """({layer name: (offset, neurons)}, {weight path: (offset, neurons)}) of the layers
+    with a trained weight: where each layer's neurons sit in ``train``'s ``masks``."""
+    layout, spans, offset = {}, {}, 0
+    for layer in _layers(model):
+        trained = [weights[v.path] for v in layer.weights if weights[v.path].is_trained]
+        if trained:
+            size = trained[0].view_shape[-1]
+            layout[layer.name] = (offset, size)
+            spans.update({w.path: (offset, size) for w in trained})
+            offset += size
+    return layout, spans
+
+
+def _run(graph, x, params, training, stats):
+    def param(layer, attr):
+        variable = getattr(layer, attr, None)
+        return None if variable is None else params[variable.path]
+
+    def operation_fn(op):
+        if isinstance(op, keras.Model):
+            return lambda *args, **kwargs: _run(_functional(op), args[0], params, training, stats)
+        if not isinstance(op, keras.layers.Layer):
+            raise KerasEdgeError(f"operation {op.name!r} ({type(op).__name__}) in the model graph is not a layer "
+                                 "the export supports; wrap it in a supported Keras layer")
+        return lambda *args, **kwargs: call_layer(
+            op, args, kwargs, param=param, training=training,
+            on_batch_stats=lambda layer, mean, variance: stats.append((layer, mean, variance)),
+        )
+
+    return graph._run_through_graph(x, operation_fn=operation_fn)
