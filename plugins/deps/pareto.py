@@ -1,0 +1,73 @@
+"""Pareto front, MACs buckets and mean Pareto accuracy of evaluated subnets, and their plot."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pareto_front(points: list[dict]) -> list[dict]:
+    """Points no other point beats on both MACs (lower) and accuracy (higher), by MACs."""
+    front, best = [], -np.inf
+    for p in sorted(points, key=lambda p: (p["macs"], -p["accuracy"])):
+        if p["accuracy"] > best:
+            front.append(p)
+            best = p["accuracy"]
+    return front
+
+
+def bucket_best(points: list[dict], buckets: int = 6) -> list[dict]:
+    """The most accurate point of each of ``buckets`` equal MACs ranges (empty ranges skipped)."""
+    macs = np.array([p["macs"] for p in points], float)
+    edges = np.linspace(macs.min(), macs.max(), buckets + 1)
+    index = np.clip(np.searchsorted(edges, macs, side="right") - 1, 0, buckets - 1)
+    best = []
+    for b in range(buckets):
+        members = [p for p, i in zip(points, index) if i == b]
+        if members:
+            top = max(members, key=lambda p: p["accuracy"])
+            best.append({**top, "bucket": b, "bucket_macs": [float(edges[b]), float(edges[b + 1])]})
+    return best
+
+
+def mean_pareto_accuracy(front: list[dict], low: float, high: float) -> float:
+    """Area under the front's accuracy over MACs normalised to [0, 1] (DεpS's metric).
+
+    Trapezoids between front points; beyond the last front point the accuracy stays
+    at its value up to the largest MACs.
+    """
+    if high <= low:
+        return float(front[-1]["accuracy"])
+    x = [(p["macs"] - low) / (high - low) for p in front]
+    y = [p["accuracy"] for p in front]
+    if x[-1] < 1.0:
+        x, y = x + [1.0], y + [y[-1]]
+    if x[0] > 0.0:
+        x, y = [0.0] + x, [y[0]] + y
+    return float(np.trapezoid(y, x))
+
+
+def plot_fronts(reports: dict, path) -> None:
+    """PNG of accuracy against MACs: every subnet (dots) and each run's front (line).
+
+    ``reports`` maps a label to a subnets report (``evaluate --subnets`` output).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, (label, report) in enumerate(reports.items()):
+        color = f"C{i}"
+        pts = report["points"]
+        ax.scatter([p["macs"] / 1e6 for p in pts], [100 * p["accuracy"] for p in pts], s=10, alpha=0.3, color=color)
+        front = report["pareto_front"]
+        ax.plot([p["macs"] / 1e6 for p in front], [100 * p["accuracy"] for p in front], "-o", ms=4, color=color,
+                label=f"{label} (mean Pareto acc. {100 * report['mean_pareto_accuracy']:.2f}%)")
+    ax.set_xlabel("MACs per example (millions)")
+    ax.set_ylabel(f"{next(iter(reports.values()))['split']} accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
