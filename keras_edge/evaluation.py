@@ -17,16 +17,15 @@ from keras_edge.step import evaluate
 EVAL_BATCH = 512
 
 
-def evaluate_run(run_dir, split: str = "test", flags: dict | None = None) -> dict:
-    """Evaluate ``run_dir/model.keras`` on the last stage's data; write evaluation.json."""
+def load_run(run_dir) -> Trainer:
+    """A finished run: a ``Trainer`` whose ``ctx`` holds its recipe, last stage, data and model."""
     run_dir = Path(run_dir)
     for name in ("model.keras", "recipe.toml"):
         if not (run_dir / name).exists():
-            raise KerasEdgeError(f"{run_dir / name} not found; evaluate the folder of a finished "
+            raise KerasEdgeError(f"{run_dir / name} not found; give the folder of a finished "
                                  "`keras-edge run` (see its status.json)")
     recipe = load_recipe(run_dir / "recipe.toml")
-    pm = get_plugin_manager()
-    trainer = Trainer(recipe, pm)
+    trainer = Trainer(recipe, get_plugin_manager())
     ctx = trainer.ctx
     ctx.run_dir = run_dir
     ctx.stage_index = len(recipe.stages) - 1
@@ -34,6 +33,13 @@ def evaluate_run(run_dir, split: str = "test", flags: dict | None = None) -> dic
     ctx.options = ctx.stage.options
     ctx.data = trainer.load_data(ctx.stage.data)
     ctx.model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    return trainer
+
+
+def evaluate_run(run_dir, split: str = "test", flags: dict | None = None) -> dict:
+    """Evaluate ``run_dir/model.keras`` on the last stage's data; write evaluation.json."""
+    trainer = load_run(run_dir)
+    ctx, pm, run_dir = trainer.ctx, trainer.pm, Path(run_dir)
     result = evaluate(ctx.model, ctx.data.eval_dataset(split, EVAL_BATCH))
     report = {"split": split, "accuracy": result["accuracy"], "loss": result["loss"]}
     flags = flags or {}

@@ -6,7 +6,7 @@ from keras import layers
 DEFAULT_BLOCKS = ((32, 32), (64, 64), (128, 128))
 
 
-def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None):
+def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None, bn_momentum=0.99):
     """Build a VGG-style model.
 
     ``blocks`` lists the base widths of each block's convolutions (default
@@ -14,6 +14,8 @@ def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None):
     ``width`` multiplies them; ``widths`` (a flat list, one per convolution)
     overrides the result exactly, as growth methods need. Layers are named
     ``conv{i}``, ``bn{i}``, ``relu{i}`` (i from 1), ``pool{b}``, ``gap``, ``classifier``.
+    ``bn_momentum`` is the BatchNorm moving-average momentum (0.9, PyTorch's default,
+    suits runs of a few hundred steps).
     """
     blocks = [list(b) for b in (blocks or DEFAULT_BLOCKS)]
     n_convs = sum(len(b) for b in blocks)
@@ -27,7 +29,7 @@ def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None):
         for _ in block:
             i += 1
             x = layers.Conv2D(int(widths[i - 1]), 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-            x = layers.BatchNormalization(name=f"bn{i}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
             x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(name=f"pool{b}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)

@@ -81,18 +81,10 @@ def _plain(value):
 
 def load_run(run_dir: Path):
     """The last stage's data and the trained supernet of a finished run."""
-    import keras
+    from keras_edge.evaluation import load_run as load_finished_run
 
-    from keras_edge.loop import Trainer
-    from keras_edge.plugins import get_plugin_manager
-    from keras_edge.recipe import load_recipe
-
-    for name in ("model.keras", "recipe.toml"):
-        if not (run_dir / name).exists():
-            raise KerasEdgeError(f"{run_dir / name} not found; give the folder of a finished `keras-edge run`")
-    recipe = load_recipe(run_dir / "recipe.toml")
-    data = Trainer(recipe, get_plugin_manager()).load_data(recipe.stages[-1].data)
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    ctx = load_finished_run(run_dir).ctx
+    recipe, data, model = ctx.recipe, ctx.data, ctx.model
     if not hasattr(model, "space"):
         raise KerasEdgeError(f"{run_dir / 'model.keras'} is not a supernet; search needs a run trained with "
                              '[model] name = "elastic_mobilenet"')

@@ -1,0 +1,153 @@
+"""AugMix (Hendrycks et al. 2020) on batched tensors: every sample gets its own random chains.
+
+Only operations that do not overlap the test corruptions are used (the reference
+``augmentations.augmentations`` list): autocontrast, equalize, posterize, rotate,
+solarize, shear (x, y) and translate (x, y). Levels follow the reference code:
+a level is drawn uniformly in [0.1, severity] per sample and op, out of a maximum of 10.
+Geometric ops of one chain step are one per-sample projective transform; pixel ops
+work on the image quantised to 256 levels, as PIL does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+OPS = ("autocontrast", "equalize", "posterize", "solarize", "rotate",
+       "shear_x", "shear_y", "translate_x", "translate_y")
+"""The operations a chain step picks from, uniformly."""
+
+_MAX_LEVEL = 10.0
+
+
+def augment_and_mix(images, width=3, depth=3, random_depth=True, severity=3, alpha=1.0, ops=OPS, views=1):
+    """Return ``views`` AugMix versions of a batch (float32 NHWC in [0, 1]), stacked on a new first axis.
+
+    Each sample of each view mixes ``width`` chains of ``depth`` ops (a random depth in
+    1..depth per chain and sample when ``random_depth``) with Dirichlet(``alpha``)
+    weights, then blends the mix with the original using a Beta(``alpha``, ``alpha``)
+    weight. All chains of all views run as one batch, so the graph has ``depth`` steps.
+    """
+    shape = tf.shape(images)
+    batch, chains = shape[0], views * width
+    x = tf.tile(images, [chains, 1, 1, 1])  # chain-major: [views * width * batch, H, W, C]
+    n = chains * batch
+    if random_depth:
+        chain_depth = tf.random.uniform([n], 1, depth + 1, dtype=tf.int32)
+    else:
+        chain_depth = tf.fill([n], depth)
+    for step in range(depth):
+        op = tf.random.uniform([n], 0, len(ops), dtype=tf.int32)
+        level = tf.random.uniform([n], 0.1, float(severity))
+        x = tf.where(_per_sample(step < chain_depth), apply_ops(x, op, level, ops), x)
+    x = tf.reshape(x, tf.concat([[views, width, batch], shape[1:]], axis=0))
+    weights = tf.reshape(_dirichlet(views * batch, width, alpha), [views, batch, width])
+    weights = tf.reshape(tf.transpose(weights, [0, 2, 1]), [views, width, batch, 1, 1, 1])
+    mixed = tf.reduce_sum(weights * x, axis=1)
+    m = tf.reshape(_beta(views * batch, alpha), [views, batch, 1, 1, 1])
+    return (1.0 - m) * images[None] + m * mixed
+
+
+def apply_ops(images, op, level, ops=OPS):
+    """Apply ``ops[op[i]]`` at ``level[i]`` to sample ``i`` of ``images``.
+
+    A ``tf.function``: traced once, then called by every chain step of every view.
+    """
+    out = _geometric(images, op, level, ops)
+    pixel_ops = {"autocontrast": autocontrast, "equalize": equalize,
+                 "posterize": lambda x: posterize(x, level), "solarize": lambda x: solarize(x, level)}
+    for index, name in enumerate(ops):
+        if name in pixel_ops:
+            out = tf.where(_per_sample(tf.equal(op, index)), pixel_ops[name](images), out)
+    return out
+
+
+def autocontrast(images):
+    """Stretch each sample's channels to the full range (PIL ``ImageOps.autocontrast``)."""
+    q = tf.round(tf.cast(images, tf.float64) * 255.0)
+    lo = tf.reduce_min(q, axis=[1, 2], keepdims=True)
+    hi = tf.reduce_max(q, axis=[1, 2], keepdims=True)
+    scale = 255.0 / tf.maximum(hi - lo, 1.0)
+    stretched = tf.clip_by_value(tf.floor(q * scale - lo * scale), 0.0, 255.0)  # PIL's lookup table, in float64
+    return tf.cast(tf.where(hi > lo, stretched, q) / 255.0, tf.float32)
+
+
+def equalize(images):
+    """Histogram-equalise each sample's channels (PIL ``ImageOps.equalize``)."""
+    shape = tf.shape(images)
+    b, c = shape[0], shape[3]
+    q = tf.cast(tf.round(images * 255.0), tf.int32)
+    group = tf.reshape(tf.range(b * c), [b, 1, 1, c])
+    hist = tf.math.bincount(tf.reshape(group * 256 + q, [-1]), minlength=b * c * 256, maxlength=b * c * 256)
+    hist = tf.reshape(hist, [b * c, 256])
+    top = tf.reduce_max(tf.reshape(tf.transpose(q, [0, 3, 1, 2]), [b * c, -1]), axis=1)
+    last = tf.gather(hist, top, batch_dims=1)
+    step = (tf.reduce_sum(hist, axis=1) - last) // 255
+    safe_step = tf.maximum(step, 1)[:, None]
+    lut = (safe_step // 2 + tf.cumsum(hist, axis=1, exclusive=True)) // safe_step
+    lut = tf.where(step[:, None] > 0, tf.minimum(lut, 255), tf.range(256)[None, :])
+    flat_q = tf.reshape(tf.transpose(q, [0, 3, 1, 2]), [b * c, -1])
+    out = tf.gather(lut, flat_q, batch_dims=1)
+    out = tf.transpose(tf.reshape(out, [b, c, shape[1], shape[2]]), [0, 2, 3, 1])
+    return tf.cast(out, tf.float32) / 255.0
+
+
+def posterize(images, level):
+    """Keep ``4 - int(level * 4 / 10)`` bits per sample (reference ``posterize``)."""
+    bits = 4 - tf.cast(level * 4.0 / _MAX_LEVEL, tf.int32)
+    shift = tf.reshape(8 - bits, [-1, 1, 1, 1])
+    q = tf.cast(tf.round(images * 255.0), tf.int32)
+    q = tf.bitwise.left_shift(tf.bitwise.right_shift(q, shift), shift)
+    return tf.cast(q, tf.float32) / 255.0
+
+
+def solarize(images, level):
+    """Invert pixels at or above ``256 - int(level * 256 / 10)`` (reference ``solarize``)."""
+    threshold = 256.0 - tf.floor(level * 256.0 / _MAX_LEVEL)
+    q = tf.round(images * 255.0)
+    q = tf.where(q >= tf.reshape(threshold, [-1, 1, 1, 1]), 255.0 - q, q)
+    return q / 255.0
+
+
+def _geometric(images, op, level, ops):
+    """One per-sample affine warp: the sample's geometric op, or the identity."""
+    batch = tf.shape(images)[0]
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    sign = tf.where(tf.random.uniform([batch]) < 0.5, -1.0, 1.0)
+    angle = sign * tf.floor(level * 30.0 / _MAX_LEVEL) * (math.pi / 180.0)
+    shear = sign * level * 0.3 / _MAX_LEVEL
+    shift = sign * tf.floor(level * (size / 3.0) / _MAX_LEVEL)
+    is_op = lambda name: tf.equal(op, ops.index(name)) if name in ops else tf.zeros_like(op, tf.bool)  # noqa: E731
+    zero = tf.zeros([batch])
+    angle = tf.where(is_op("rotate"), angle, zero)
+    # output (x, y) -> input (a0 x + a1 y + a2, b0 x + b1 y + b2); rotation about the centre
+    centre = (size - 1.0) / 2.0
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    a0, a1 = cos, -sin
+    b0, b1 = sin, cos
+    a2 = centre - cos * centre + sin * centre
+    b2 = centre - sin * centre - cos * centre
+    a1 += tf.where(is_op("shear_x"), shear, zero)
+    b0 += tf.where(is_op("shear_y"), shear, zero)
+    a2 += tf.where(is_op("translate_x"), shift, zero)
+    b2 += tf.where(is_op("translate_y"), shift, zero)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def _per_sample(values):
+    return tf.reshape(tf.cast(values, tf.float32) if values.dtype != tf.bool else values, [-1, 1, 1, 1])
+
+
+def _dirichlet(batch, width, alpha):
+    g = tf.random.gamma([batch, width], alpha)
+    return g / tf.reduce_sum(g, axis=1, keepdims=True)
+
+
+def _beta(batch, alpha):
+    a = tf.random.gamma([batch], alpha)
+    b = tf.random.gamma([batch], alpha)
+    return a / (a + b)
