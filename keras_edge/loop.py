@@ -116,9 +116,6 @@ class Trainer:
     def run_stage(self, index: int, start_epoch: int, first: bool) -> None:
         ctx, stage = self.ctx, self.recipe.stages[index]
         ctx.stage, ctx.stage_index, ctx.options = stage, index, stage.options
-        data = ctx.data = self.load_data(stage.data)
-        began = time.perf_counter()
-        ctx.model = self.prepare_model(ctx.model, data)
         cache = StageCache(self.recipe, index) if stage.cache else None
         if cache is not None and cache.hit():
             with self.strategy.scope():
@@ -126,6 +123,9 @@ class Trainer:
             _say(f"stage {stage.name}: loaded from cache {cache.path}")
             self.stage_results[stage.name] = {**cache.results(), "cached": True}
             return
+        data = ctx.data = self.load_data(stage.data)
+        began = time.perf_counter()
+        ctx.model = self.prepare_model(ctx.model, data)
         batch_size = stage.data.batch_size
         ctx.steps_per_epoch = data.steps_per_epoch(batch_size)
         if stage.train.deterministic:

@@ -16,7 +16,7 @@ import os
 import pluggy
 
 from keras_edge import hookspecs
-from keras_edge.errors import PluginError
+from keras_edge.errors import KerasEdgeError, PluginError
 
 GROUP = "keras_edge"
 
@@ -85,8 +85,8 @@ def _named_errors(function, plugin: str, hook: str):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except PluginError:
-            raise
+        except KerasEdgeError:
+            raise  # already a message for the user (a plugin may raise RecipeError, say)
         except Exception as exc:
             raise PluginError(plugin, hook, f"{type(exc).__name__}: {exc}") from exc
 

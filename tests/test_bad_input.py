@@ -62,6 +62,12 @@ CASES = [
     ("set-unknown-key", BASE, ["--set", "train.nope=1"], "unknown key 'train.nope'"),
     ("set-wrong-type", BASE, ["--set", "train.epochs=[1]"], "train.epochs = [1] has the wrong type"),
     ("resume-without-checkpoint", BASE, ["--resume"], "no checkpoint in"),
+    ("negative-neq-budget", BASE + "[plugins.neq_velocity]\nbudget = -0.1\n", [], "a fraction must be in (0, 1]"),
+    ("budget-unit-typo", BASE + "[plugins.neq_random]\nbudget_unit = 'kb'\n", [], "is not valid; choose one of"),
+    ("growth-ratio-one", BASE + "[plugins.osg]\ngamma = 1.0\n", [], "must be greater than 1"),
+    ("growth-two-targets", BASE + "[plugins.osg]\ntarget_params = 10\ntarget_bytes = 10\n", [], "not both"),
+    ("deps-warmup-too-long", BASE + "[plugins.deps]\nwarmup_fraction = 1.5\n", [], "warmup_fraction: 1.5 is outside"),
+    ("era-unknown-key", BASE + "[plugins.era]\nwidht = 3\n", [], "unknown key 'plugins.era.widht'"),
 ]
 
 
@@ -81,4 +87,40 @@ def test_bad_input(tmp_path, capsys, text, args, fragment):
 
 
 def test_there_are_at_least_30_cases():
-    assert len(CASES) >= 30
+    assert len(CASES) + len(RUN_CASES) >= 30
+
+
+def save_model(folder, model_or_bytes):
+    folder.mkdir()
+    if isinstance(model_or_bytes, bytes):
+        (folder / "model.keras").write_bytes(model_or_bytes)
+    else:
+        model_or_bytes.save(folder / "model.keras")
+    return folder
+
+
+def unsupported_model():
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.LayerNormalization(name="odd_norm")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+# (id, command, builds RUN_DIR in tmp_path -> path, expected fragment)
+RUN_CASES = [
+    ("evaluate-not-a-run", "evaluate", lambda tmp: tmp, "model.keras not found"),
+    ("export-not-a-run", "export", lambda tmp: tmp, "model.keras not found"),
+    ("export-corrupted-model", "export", lambda tmp: save_model(tmp / "run", b"not a zip"), "cannot load"),
+    ("export-unsupported-layer", "export", lambda tmp: save_model(tmp / "run", unsupported_model()),
+     "'odd_norm' (LayerNormalization)"),
+]
+
+
+@pytest.mark.parametrize("command, make_run, fragment", [c[1:] for c in RUN_CASES], ids=[c[0] for c in RUN_CASES])
+def test_bad_run_folders(tmp_path, capsys, command, make_run, fragment):
+    run_dir = make_run(tmp_path)
+    code, _, err = run_cli([command, str(run_dir)], capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert fragment in err, err
+    assert not list(tmp_path.rglob("*.tflite"))

@@ -42,8 +42,8 @@ class Options:
     """Seed of the new neurons' weights, the split choices and the calibration examples."""
 
     def __post_init__(self):
-        if self.gamma < 1:
-            raise RecipeError(f"plugins.osg.gamma: must be at least 1, got {self.gamma}; use e.g. 2.0")
+        if self.gamma <= 1:
+            raise RecipeError(f"plugins.osg.gamma: must be greater than 1 (a growth), got {self.gamma}; use e.g. 2.0")
         if self.target_params and self.target_bytes:
             raise RecipeError("plugins.osg: set target_params or target_bytes, not both; remove one")
         for key in ("grow_after", "shots", "every", "candidates", "examples"):

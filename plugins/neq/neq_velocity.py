@@ -1,0 +1,97 @@
+"""NEq-inspired selection under a budget (Quelennec et al. 2023, arXiv 2312.05282).
+
+Every epoch, the neurons' velocities are measured on a fixed velocity set (see
+``velocity.py``), neurons are ranked by ``|velocity|`` (optionally per unit of cost)
+and added greedily, after the classifier, while the selection fits the budget. The
+first epoch has no velocity yet and uses ``first_selection``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import numpy as np
+
+from keras_edge.errors import RecipeError
+from keras_edge_neq.fill import FillOptions, candidates, greedy_fill
+from keras_edge_neq.neurons import neuron_masks
+from keras_edge_neq.random_selection import random_masks
+from keras_edge_neq.selection import SelectionPlugin
+from keras_edge_neq.sparse_update import scheme_masks
+from keras_edge_neq.velocity import VelocityTracker
+
+
+@dataclasses.dataclass(frozen=True)
+class VelocityOptions(FillOptions):
+    """Budget and velocity settings."""
+
+    plugin: typing.ClassVar[str] = "neq_velocity"
+
+    mu_eq: float = 0.5
+    """Velocity momentum mu_eq of NEq (paper and reference default 0.5)."""
+    velocity_samples: int = 128
+    """How many validation examples form the fixed velocity set."""
+    rank: typing.Literal["velocity", "velocity_per_cost"] = "velocity"
+    """Rank neurons by |velocity| (the paper) or by |velocity| / cost of the neuron."""
+    first_selection: typing.Literal["random", "sparse_update", "full"] = "random"
+    """First epoch (no velocity yet): a random fill; the scheme of ``[plugins.sparse_update]``
+    (it must fit this budget); or every weight, an unbudgeted warm-up epoch."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.mu_eq < 1:
+            raise RecipeError(f"plugins.neq_velocity.mu_eq: {self.mu_eq} is outside [0, 1); use e.g. 0.5")
+        if self.velocity_samples < 1:
+            raise RecipeError(f"plugins.neq_velocity.velocity_samples: {self.velocity_samples} must be at least 1")
+
+
+class NeqVelocity(SelectionPlugin):
+    """The fastest neurons (largest |velocity|) that fit the budget, re-selected every epoch."""
+
+    name = "neq_velocity"
+    Options = VelocityOptions
+
+    def __init__(self):
+        super().__init__()
+        self.tracker = None
+
+    def may_exceed_budget(self, ctx):
+        return ctx.epoch == 0 and ctx.options[self.name].first_selection == "full"
+
+    def choose(self, ctx, model, layers, cost_model, limit):
+        options = ctx.options[self.name]
+        where = f"plugins.{self.name}.budget"
+        body = [layer for layer in layers if not layer.is_classifier]
+        if self.tracker is None:
+            self.tracker = VelocityTracker(options.mu_eq)
+        velocity = self.tracker.update(model, body, velocity_set(ctx, options.velocity_samples))
+        if velocity is None:
+            return self.first(ctx, model, layers, cost_model, limit, options, where)
+        layer_index, neuron_index = candidates(layers)
+        speed = np.abs(np.concatenate([velocity[layer.name] for layer in body]))
+        if options.rank == "velocity_per_cost":
+            speed = speed / np.array([cost_model.neuron_cost(layers[i])[0] for i in layer_index])
+        order = np.argsort(-speed, kind="stable")
+        return neuron_masks(layers, greedy_fill(layers, order, cost_model, limit, options.fill, where))
+
+    def first(self, ctx, model, layers, cost_model, limit, options, where):
+        if options.first_selection == "full":
+            return {v.path: np.float32(1.0) for v in model.trainable_variables}
+        if options.first_selection == "sparse_update":
+            masks = scheme_masks(layers, ctx.options["sparse_update"])
+            cost = cost_model.selection_cost(model, layers, masks)
+            if cost > limit:
+                raise RecipeError(f"{where}: the first epoch's [plugins.sparse_update] scheme costs {cost:.0f} "
+                                  f"{cost_model.unit}, over this budget of {limit:.0f}; give a smaller scheme")
+            return masks
+        return random_masks(ctx, model, layers, cost_model, limit, options, where)
+
+
+def velocity_set(ctx, samples: int) -> np.ndarray:
+    """The first ``samples`` validation images as float32 in [0, 1]."""
+    images = ctx.data.x_val[:samples]
+    if len(images) == 0:
+        raise RecipeError("plugins.neq_velocity: the stage has no validation examples to measure velocity on; "
+                          "set data.validation_fraction above 0")
+    return images.astype(np.float32) / 255.0
