@@ -57,7 +57,8 @@ def register_commands(cli) -> None:
 
 @hookspec
 def on_run_start(ctx) -> None:
-    """Fires once after the model and first stage's data are built, before training."""
+    """Fires once per process before training, after the first stage's model and data are built
+    (a resumed run fires it at the stage it resumes)."""
 
 
 @hookspec

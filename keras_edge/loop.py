@@ -108,7 +108,7 @@ class Trainer:
         first_stage = resume["stage_index"] if resume else 0
         for index in range(first_stage, len(self.recipe.stages)):
             start_epoch = resume["epoch"] + 1 if resume and index == first_stage else 0
-            self.run_stage(index, start_epoch, first=index == 0 and start_epoch == 0)
+            self.run_stage(index, start_epoch, first=index == first_stage)  # on_run_start, resumed too
         summary = self.summary(time.perf_counter() - start)
         self.hook("on_run_end")(ctx=self.ctx, summary=summary)
         return summary
@@ -185,11 +185,12 @@ class Trainer:
                                        stateful_metrics=["loss", "accuracy"], unit_name="step")
         sums: dict = {}
         count, last_refresh = 0, 0.0
-        full = [SubnetSample()]
+        samples = [SubnetSample()]
+        configs, weights = _step_inputs(samples)
         for batch in dataset:
-            samples = self.sample_subnets() if sampling else full
-            configs = tuple(None if s.config is None else tf.convert_to_tensor(s.config) for s in samples)
-            weights = tf.constant([[s.grad_scale, s.ce_weight, s.distill_weight] for s in samples], tf.float32)
+            if sampling:
+                samples = self.sample_subnets()
+                configs, weights = _step_inputs(samples)
             out = step_fn(batch, configs, weights)
             if not bool(out["finite"]):
                 raise TrainingError(
@@ -321,14 +322,17 @@ class Trainer:
         return self._eval
 
     def jit_compile(self) -> bool:
-        """XLA as the recipe says; "auto" uses it unless subnets are sampled."""
+        """XLA as the recipe says; "auto" uses it on GPUs, when no subnets are sampled.
+
+        On CPUs XLA made the steps slower than TensorFlow's oneDNN kernels
+        (tools/bench_loop.py: Keras fit 8.7 s per epoch without XLA, 16 s with it).
+        """
         setting = self.ctx.stage.train.jit_compile
         if setting != "auto":
             return setting
-        if self.ctx.stage.train.deterministic:
-            return False  # XLA has no deterministic kernels for every op
-        layers_ok = all(getattr(layer, "supports_jit", True) for layer in self.ctx.model._flatten_layers())
-        return layers_ok and not self._sampling
+        if self.ctx.stage.train.deterministic or self._sampling or not tf.config.list_logical_devices("GPU"):
+            return False  # determinism: XLA lacks deterministic kernels; subnets: their shapes vary
+        return all(getattr(layer, "supports_jit", True) for layer in self.ctx.model._flatten_layers())
 
     def _step_macs(self, samples, batch) -> int:
         local = self.strategy.experimental_local_results
@@ -381,6 +385,13 @@ class Trainer:
             if impl.plugin_name in state["plugins"]:
                 kwargs = {"ctx": self.ctx, "state": state["plugins"][impl.plugin_name]}
                 impl.function(*[kwargs[a] for a in impl.argnames])
+
+
+def _step_inputs(samples):
+    """The train step's ``configs`` tuple and ``[k, 3]`` weights tensor for these samples."""
+    configs = tuple(None if s.config is None else tf.convert_to_tensor(s.config) for s in samples)
+    weights = tf.constant([[s.grad_scale, s.ce_weight, s.distill_weight] for s in samples], tf.float32)
+    return configs, weights
 
 
 def replace_classifier(model, num_classes: int):

@@ -89,7 +89,7 @@ class TrainConfig:
     deterministic: bool = False
     """Enable TensorFlow op determinism, so a resumed run ends with the same weights."""
     jit_compile: bool | typing.Literal["auto"] = "auto"
-    """Compile the steps with XLA; "auto": yes unless subnets are sampled (their shapes vary)."""
+    """Compile the steps with XLA; "auto": on GPUs, unless subnets are sampled (their shapes vary)."""
 
     def __post_init__(self):
         _check_range(self, "train", epochs=(1, None), early_stopping_patience=(0, None),

@@ -83,8 +83,10 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
     ``weights`` a float32 ``[k, 3]`` tensor of ``(grad_scale, ce_weight,
     distill_weight)`` rows. ``loss_terms(batch, outputs, subnet_index)`` returns the
     plugins' extra terms. Under a ``tf.distribute`` strategy each replica takes its
-    share of the batch and the gradients are summed across replicas. A non-finite
-    loss applies no gradient and is reported in the returned ``finite`` flag.
+    share of the batch and the gradients are summed across replicas. The returned
+    ``finite`` flag says whether the loss was finite; the loop stops at once when it is
+    not, keeping the last checkpoint (sanitising every gradient instead halved the
+    step's speed in tools/bench_loop.py).
     """
     strategy = strategy or tf.distribute.get_strategy()
     variables = selection.trainable
@@ -122,15 +124,14 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
             total = total / replicas  # the optimizer sums the replicas' gradients
         finite = tf.math.is_finite(total)
         grads = tape.gradient(total, variables)
-        grads = [tf.zeros_like(v) if g is None else tf.where(finite, g, tf.zeros_like(g))
-                 for g, v in zip(grads, variables)]
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
         mask_of = {id(v): m for v, m in masked}
         grads = [g * mask_of[id(v)] if id(v) in mask_of else g for g, v in zip(grads, variables)]
         optimizer.apply(grads, variables)
         metrics["finite"] = tf.cast(finite, tf.float32)
         return metrics
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    @tf.function(jit_compile=jit_compile)
     def train_step(batch, configs, weights):
         before = [tf.identity(v) for v, _ in masked]
         metrics = strategy.run(replica_step, args=(batch, configs, weights))

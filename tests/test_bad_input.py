@@ -3,20 +3,9 @@ the fix, prints no traceback, and leaves no model or half-written file behind.""
 
 import pytest
 
+from tests.test_cli import TINY_TOML as BASE
 from tests.test_cli import run_cli
 
-BASE = """
-[data]
-name = "synthetic"
-synthetic_examples = 128
-synthetic_shape = [12, 12, 1]
-batch_size = 32
-[model]
-width = 0.25
-[train]
-epochs = 1
-jit_compile = false
-"""
 
 # (id, recipe text or None for "no file", extra CLI arguments, expected fragment)
 CASES = [
