@@ -10,7 +10,7 @@ import keras
 from keras_edge import io
 from keras_edge.errors import KerasEdgeError
 from keras_edge.loop import Trainer
-from keras_edge.plugins import get_plugin_manager
+from keras_edge.plugins import call_impl, get_plugin_manager
 from keras_edge.recipe import load_recipe
 from keras_edge.step import evaluate
 
@@ -45,8 +45,7 @@ def evaluate_run(run_dir, split: str = "test", flags: dict | None = None) -> dic
     flags = flags or {}
     sections = 0
     for impl in pm.hook.evaluate_extra.get_hookimpls():  # every installed plugin, active or not
-        kwargs = {"ctx": ctx, "model": ctx.model, "flags": flags}
-        section = impl.function(*[kwargs[a] for a in impl.argnames])
+        section = call_impl(impl, ctx=ctx, model=ctx.model, flags=flags)
         if section is None:
             continue
         if not isinstance(section, dict):

@@ -74,7 +74,7 @@ class Trainer:
         """``(plugin name, result)`` of each active implementation of hook ``name``."""
         results = []
         for impl in reversed(self.hook(name).get_hookimpls()):
-            results.append((impl.plugin_name, impl.function(*[kwargs[a] for a in impl.argnames])))
+            results.append((impl.plugin_name, plugin_lib.call_impl(impl, **kwargs)))
         return results
 
     def implementers(self, name) -> str:
@@ -89,8 +89,7 @@ class Trainer:
 
         def augment(batch):
             for impl in impls:
-                kwargs = {"ctx": ctx, "batch": batch}
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                result = plugin_lib.call_impl(impl, ctx=ctx, batch=batch)
                 if result is not None:
                     if not isinstance(result, dict) or "image" not in result:
                         raise PluginError(impl.plugin_name, "augment_batch",
@@ -369,7 +368,7 @@ class Trainer:
     def state(self, elapsed_s: float) -> dict:
         plugin_states = {}
         for impl in self.pm.hook.state_dict.get_hookimpls():
-            value = impl.function(*[{"ctx": self.ctx}[a] for a in impl.argnames])
+            value = plugin_lib.call_impl(impl, ctx=self.ctx)
             if value is not None:
                 plugin_states[impl.plugin_name] = value
         return {"stage_index": self.ctx.stage_index, "epoch": self.ctx.epoch, "global_step": self.ctx.global_step,
@@ -383,8 +382,7 @@ class Trainer:
         self._saved_optimizer = state["optimizer"]
         for impl in self.pm.hook.load_state_dict.get_hookimpls():
             if impl.plugin_name in state["plugins"]:
-                kwargs = {"ctx": self.ctx, "state": state["plugins"][impl.plugin_name]}
-                impl.function(*[kwargs[a] for a in impl.argnames])
+                plugin_lib.call_impl(impl, ctx=self.ctx, state=state["plugins"][impl.plugin_name])
 
 
 def _step_inputs(samples):

@@ -97,6 +97,11 @@ def _named_errors(function, plugin: str, hook: str):
     return wrapper
 
 
+def call_impl(impl, **kwargs):
+    """Call one hook implementation with just the keyword arguments it accepts."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
 def active_caller(pm: pluggy.PluginManager, hook: str, active) -> pluggy.HookCaller:
     """The hook restricted to the plugins named in ``active``."""
     inactive = [pm.get_plugin(n) for n, _ in pm.list_name_plugin() if n not in active]
