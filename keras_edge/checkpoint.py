@@ -12,20 +12,28 @@ import keras
 import numpy as np
 
 from keras_edge import __version__, io
-from keras_edge.errors import KerasEdgeError
+from keras_edge.errors import KerasEdgeError, PluginError
 
 NAME = re.compile(r"^s(\d+)-e(\d+)$")
+ARRAY = "__array__"
 
 
 def save_checkpoint(folder: Path, state: dict, model, optimizer, keep: int = 2) -> Path:
-    """Write ``s{stage}-e{epoch}`` atomically, then drop all but the newest ``keep``."""
+    """Write ``s{stage}-e{epoch}`` atomically, then drop all but the newest ``keep``.
+
+    NumPy arrays in the plugins' states go to ``plugins.npz``, the rest to ``state.json``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"s{state['stage_index']:02d}-e{state['epoch']:04d}"
+    arrays: dict = {}
+    state = {**state, "plugins": {name: _plugin_state(name, value, arrays)
+                                  for name, value in state["plugins"].items()}}
     with io.atomic_path(target) as tmp:
         tmp.mkdir()
         model.save(tmp / "model.keras")
         np.savez(tmp / "variables.npz", *[np.asarray(v) for v in model.variables])  # RNG states too
         np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+        np.savez(tmp / "plugins.npz", **arrays)
         (tmp / "state.json").write_text(json.dumps(state))
     for old in list_checkpoints(folder)[:-keep]:
         io.remove(old)
@@ -48,10 +56,46 @@ def load_checkpoint(path: Path) -> dict:
         for var, value in zip(model.variables, _arrays(path / "variables.npz"), strict=True):
             var.assign(value)
         state["optimizer"] = _arrays(path / "optimizer.npz")
+        with np.load(path / "plugins.npz") as arrays:
+            state["plugins"] = _join_arrays(state["plugins"], arrays)
     except Exception as exc:
         raise KerasEdgeError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); delete it "
                              "to resume from the one before, or start again with --force") from exc
     return state
+
+
+def _plugin_state(plugin: str, value, arrays: dict):
+    """``value`` with each NumPy array moved to ``arrays`` and replaced by its key."""
+    encoded = _split_arrays(value, arrays, plugin)
+    try:
+        json.dumps(encoded)
+    except (TypeError, ValueError) as exc:
+        raise PluginError(plugin, "state_dict", f"returned what a checkpoint cannot hold ({exc}); return "
+                          "dicts, lists, numbers, strings and NumPy arrays") from exc
+    return encoded
+
+
+def _split_arrays(value, arrays: dict, key: str):
+    if isinstance(value, np.ndarray):
+        arrays[key] = value
+        return {ARRAY: key}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _split_arrays(v, arrays, f"{key}/{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_split_arrays(v, arrays, f"{key}/{i}") for i, v in enumerate(value)]
+    return value
+
+
+def _join_arrays(value, arrays):
+    if isinstance(value, dict):
+        if set(value) == {ARRAY}:
+            return arrays[value[ARRAY]]
+        return {k: _join_arrays(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join_arrays(v, arrays) for v in value]
+    return value
 
 
 def _arrays(path: Path) -> list:

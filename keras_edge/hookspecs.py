@@ -98,8 +98,9 @@ def on_grow(ctx, model) -> Any:
 
     Fires after ``on_epoch_end`` of every epoch. Return a new Keras model (weights
     already carried over) to continue with it, or ``None`` to keep ``model``. The loop
-    rebuilds the optimizer for the new variables and retraces the step. The first
-    non-``None`` result wins.
+    rebuilds the optimizer for the new variables and retraces the step; under a
+    multi-replica strategy it copies the model onto the replicas (build it as usual,
+    outside the strategy's scope). The first non-``None`` result wins.
     """
 
 
@@ -133,7 +134,9 @@ def sample_subnets(ctx) -> list | None:
 def augment_batch(ctx, batch: dict) -> dict | None:
     """Transform a training batch inside the ``tf.data`` pipeline (traced, not eager).
 
-    ``batch`` holds ``"image"`` (float32, NHWC, in [0, 1]) and ``"label"`` (int32).
+    ``batch`` holds ``"image"`` (float32, NHWC, in [0, 1]), ``"label"`` (int32) and
+    ``"seed"`` (int64 ``[2]``, fixed by ``train.seed`` and the epoch): draw random
+    numbers with ``tf.random.stateless_*`` from it so a resumed run repeats them.
     Return a new dict (for example with ``"image"`` replaced, or extra augmented
     ``"views"``: a list of tensors shaped like ``"image"``, which the loop runs
     through the model together with the clean images, taking cross-entropy on the
@@ -168,10 +171,13 @@ def evaluate_extra(ctx, model, flags: dict) -> dict | None:
 
 @hookspec
 def state_dict(ctx) -> dict | None:
-    """Return this plugin's JSON-serialisable state, saved with every checkpoint.
-    Called per plugin; the result is stored under the plugin's name."""
+    """Return this plugin's state, saved with every checkpoint: dicts, lists, numbers,
+    strings and NumPy arrays (arrays go to the checkpoint's ``plugins.npz``). Called
+    per plugin, active or not; the result is stored under the plugin's name."""
 
 
 @hookspec
 def load_state_dict(ctx, state: dict) -> None:
-    """Restore what ``state_dict`` returned, when a run resumes from a checkpoint."""
+    """Restore what ``state_dict`` returned, when a run resumes from a checkpoint.
+    Called after ``on_run_start`` and ``on_stage_start`` of the resumed stage, so the
+    saved state replaces what those set up."""

@@ -57,6 +57,7 @@ class Trainer:
         self._data_cache: dict = {}
         self._callers: dict = {}
         self._saved_optimizer = None
+        self._saved_plugins = None
         self._sampling = False
         self._samples = [SubnetSample()]
         self._macs_of = (None, 0)
@@ -136,6 +137,9 @@ class Trainer:
         if first:
             self.hook("on_run_start")(ctx=ctx)
         self.hook("on_stage_start")(ctx=ctx)
+        if self._saved_plugins is not None:  # after the start hooks, so that the saved state wins
+            self.load_plugin_states(self._saved_plugins)
+            self._saved_plugins = None
         augment = self.chained_augment()
         sampling = self._sampling = bool(self.hook("sample_subnets").get_hookimpls())
         best, waited = -1.0, 0
@@ -156,8 +160,7 @@ class Trainer:
             _say(f"stage {stage.name} epoch {epoch + 1}/{stage.epochs}: "
                  + ", ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy")))
             self.history.append({"stage": stage.name, "epoch": epoch + 1, **logs})
-            with self.strategy.scope():
-                grown = self.hook("on_grow")(ctx=ctx, model=ctx.model)
+            grown = self.hook("on_grow")(ctx=ctx, model=ctx.model)
             if grown is not None:
                 self.replace_model(grown)
             if self.folder:
@@ -228,11 +231,16 @@ class Trainer:
         """Build the model, or give it a new classifier when the class count changes."""
         with self.strategy.scope():
             model = self._adapt_model(model, data)
+        self.synchronize_batch_norm(model)
+        return model
+
+    def synchronize_batch_norm(self, model) -> None:
+        """With several replicas, normalisation layers (those with a ``synchronized``
+        attribute) use the statistics of the global batch, as on one device."""
         if self.strategy.num_replicas_in_sync > 1:
             for layer in model._flatten_layers():
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.synchronized = True  # statistics of the global batch, as on one device
-        return model
+                if hasattr(layer, "synchronized"):
+                    layer.synchronized = True
 
     def _adapt_model(self, model, data):
         if model is None:
@@ -258,7 +266,13 @@ class Trainer:
     def replace_model(self, model) -> None:
         if not isinstance(model, keras.Model):
             raise PluginError(self.implementers("on_grow"), "on_grow", f"returned {type(model).__name__}; return a keras.Model or None")
-        iterations = int(self.ctx.optimizer.iterations)
+        with self.strategy.scope():
+            iterations = int(self.ctx.optimizer.iterations.numpy())
+            if self.recipe.train.distribute != "none":  # the plugin built it outside the strategy
+                mirrored = keras.models.clone_model(model)
+                mirrored.set_weights(model.get_weights())
+                model = mirrored
+        self.synchronize_batch_norm(model)
         self.ctx.model = model
         self.new_optimizer(iterations)
 
@@ -380,9 +394,12 @@ class Trainer:
         self.train_macs, self.ctx.global_step = state["train_macs"], state["global_step"]
         self.ctx.model = state["model"]
         self._saved_optimizer = state["optimizer"]
+        self._saved_plugins = state["plugins"]
+
+    def load_plugin_states(self, states: dict) -> None:
         for impl in self.pm.hook.load_state_dict.get_hookimpls():
-            if impl.plugin_name in state["plugins"]:
-                plugin_lib.call_impl(impl, ctx=self.ctx, state=state["plugins"][impl.plugin_name])
+            if impl.plugin_name in states:
+                plugin_lib.call_impl(impl, ctx=self.ctx, state=states[impl.plugin_name])
 
 
 def _step_inputs(samples):

@@ -41,14 +41,14 @@ def test_translate_moves_by_the_level_in_either_direction():
     x = np.zeros((16, 12, 12, 1), np.float32)
     x[:, 6, 6] = 1.0
     out = augmix.apply_ops(tf.constant(x), tf.fill([16], augmix.OPS.index("translate_x")),
-                           tf.fill([16], 9.0)).numpy()
+                           tf.fill([16], 9.0), [0, 1]).numpy()
     cols = np.argwhere(out[:, 6, :, 0] > 0.5)[:, 1]  # shift = floor(9 * 12/3 / 10) = 3
     assert set(cols) == {3, 9}
 
 
 def test_chains_differ_per_sample_and_stay_in_range():
     x = tf.tile(tf.random.stateless_uniform([1, 16, 16, 3], seed=[1, 2]), [8, 1, 1, 1])
-    out = augmix.augment_and_mix(x, width=3, depth=3, severity=3, views=2).numpy()
+    out = augmix.augment_and_mix(x, [3, 4], width=3, depth=3, severity=3, views=2).numpy()
     assert out.shape == (2, *x.shape) and out.min() >= 0.0 and out.max() <= 1.0
     distinct = {image.tobytes() for image in out.reshape(16, -1)}
     assert len(distinct) == 16
@@ -62,10 +62,19 @@ def test_runs_inside_tf_data_with_views():
 
     images = tf.random.uniform([10, 16, 16, 1])
     ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": tf.zeros([10], tf.int32)}).batch(5)
+    ds = ds.map(lambda b: {**b, "seed": tf.constant([5, 6])})
     ds = ds.map(lambda b: RobustAugmentation().augment_batch(Ctx(), b), num_parallel_calls=tf.data.AUTOTUNE)
     batch = next(iter(ds))
     assert len(batch["views"]) == 3 and batch["views"][0].shape == (5, 16, 16, 1)
     np.testing.assert_array_equal(batch["image"].numpy(), images[:5].numpy())
+
+
+def test_views_depend_only_on_the_seed():
+    x = tf.random.stateless_uniform([4, 16, 16, 1], seed=[1, 2])
+    again = [augmix.augment_and_mix(x, [7, 8], views=2).numpy() for _ in range(2)]
+    other = augmix.augment_and_mix(x, [7, 9], views=2).numpy()
+    np.testing.assert_array_equal(again[0], again[1])
+    assert not np.allclose(again[0], other)
 
 
 def test_jsd_is_zero_for_equal_predictions_and_matches_numpy():

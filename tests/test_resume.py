@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_edge import checkpoint
-from keras_edge.errors import KerasEdgeError
+from keras_edge import checkpoint, hookimpl
+from keras_edge.errors import KerasEdgeError, PluginError
 from keras_edge.recipe import parse_recipe
 from keras_edge.runner import run_recipe
 from tests.conftest import tiny
@@ -95,3 +95,21 @@ def test_corrupted_checkpoint_is_reported(tmp_path):
     (out / "checkpoints" / "s00-e0000" / "model.keras").write_bytes(b"garbage")
     with pytest.raises(KerasEdgeError, match="checkpoint .*s00-e0000 is unreadable .*delete it"):
         run_recipe(parse_recipe(tiny(train={"epochs": 1})), out, resume=True)
+
+
+class UnsavableState:
+    autouse = True
+
+    @hookimpl
+    def state_dict(self, ctx):
+        return {"epoch": ctx.epoch, "handle": object()} if ctx.epoch == 1 else {"epoch": ctx.epoch}
+
+
+def test_a_plugin_state_that_a_checkpoint_cannot_hold_names_the_plugin_and_keeps_the_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(PluginError, match="plugin 'odd' failed in hook 'state_dict': returned what a checkpoint "
+                                          "cannot hold"):
+        run_recipe(parse_recipe(tiny(train={"epochs": 3}), catalog={"odd": None}), out,
+                   extra_plugins={"odd": UnsavableState()})
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["s00-e0000"]
+    assert checkpoint.load_checkpoint(out / "checkpoints" / "s00-e0000")["plugins"]["odd"] == {"epoch": 0}

@@ -39,7 +39,7 @@ def augmentation_cost(images, batch_size=128, batches=15) -> dict:
         ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0)
         if wdj is not None:
             w, d, j = wdj
-            ds = ds.map(lambda x, w=w, d=d, j=j: (x, augment_and_mix(x, w, d, views=j - 1)))
+            ds = ds.map(lambda x, w=w, d=d, j=j: (x, augment_and_mix(x, [0, 1], w, d, views=j - 1)))
         it = iter(ds.repeat())
         next(it)  # trace and warm up
         times = []

@@ -1,9 +1,12 @@
 """Benchmark: the keras-edge loop (no plugins) against Keras ``model.fit``.
 
-Same model, data (Fashion-MNIST), batch size, optimizer and validation split, run
-interleaved in one process. The first epoch of each run (tracing) is not timed.
-Prints the throughput ratio (keras-edge / fit; above 1 means keras-edge is faster)
-and writes JSON.
+Same model, data (Fashion-MNIST), batch size, optimizer and validation split, with
+each tool's default XLA setting. The two are interleaved epoch by epoch in one
+process: after each keras-edge epoch, a plugin runs one ``fit`` epoch, so every pair
+of epochs sees the same machine load (shared machines drift by 1.5x within
+seconds). The first pair (tracing) is not timed. Prints the median of the per-pair
+throughput ratios (keras-edge / fit; above 1 means keras-edge is faster) and writes
+JSON.
 
     python tools/bench_loop.py --out bench_results/loop.json
 """
@@ -23,98 +26,85 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from keras_edge import hookimpl  # noqa: E402
-from keras_edge.data import load_data  # noqa: E402
 from keras_edge.models import build_model  # noqa: E402
 from keras_edge.recipe import parse_recipe  # noqa: E402
 from keras_edge.runner import run_recipe  # noqa: E402
 
 
-class EpochTimer:
-    """Times each epoch of the keras-edge loop (training plus validation)."""
+class Interleaver:
+    """Times each keras-edge epoch (training plus validation), then one ``fit`` epoch."""
 
-    def __init__(self):
-        self.times, self._start = [], 0.0
+    def __init__(self, recipe):
+        self.recipe = recipe
+        self.edge_times, self.fit_times = [], []
+        self._start, self._fit = 0.0, None
 
     @hookimpl
     def on_epoch_start(self):
         self._start = time.perf_counter()
 
     @hookimpl
-    def on_epoch_end(self):
-        self.times.append(time.perf_counter() - self._start)
+    def on_epoch_end(self, ctx):
+        self.edge_times.append(time.perf_counter() - self._start)
+        if self._fit is None:
+            self._fit = FitRun(self.recipe, ctx.data)
+        self.fit_times.append(self._fit.epoch())
+        print(f"epoch {len(self.edge_times)}: keras-edge {self.edge_times[-1]:.2f}s, "
+              f"fit {self.fit_times[-1]:.2f}s", flush=True)
 
 
-class FitTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times, self._start = [], 0.0
+class FitRun:
+    """The same model and data under ``model.fit``, one epoch per call."""
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+    def __init__(self, recipe, data):
+        stage = recipe.stages[0]
+        keras.utils.set_random_seed(stage.train.seed)
+        self.model = build_model(recipe.model, data.input_shape, data.num_classes)
+        self.model.compile(optimizer=keras.optimizers.Adam(stage.train.learning_rate),
+                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                           metrics=["accuracy"])
+        self.data, self.stage, self.epochs = data, stage, 0
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
-
-
-def run_edge(raw: dict) -> list[float]:
-    timer = EpochTimer()
-    recipe = parse_recipe(raw, source="bench", catalog={"timer": None})
-    run_recipe(recipe, extra_plugins={"timer": timer})
-    return timer.times
-
-
-def run_fit(raw: dict, jit_compile) -> list[float]:
-    recipe = parse_recipe(raw, source="bench", catalog={"timer": None})
-    stage = recipe.stages[0]
-    data = load_data(stage.data)
-    keras.utils.set_random_seed(stage.train.seed)
-    model = build_model(recipe.model, data.input_shape, data.num_classes)
-    model.compile(optimizer=keras.optimizers.Adam(stage.train.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=jit_compile)
-    timer = FitTimer()
-    as_pairs = lambda batch: (batch["image"], batch["label"])  # noqa: E731
-    train = data.train_dataset(stage.data.batch_size, stage.train.seed).map(as_pairs)
-    val = data.eval_dataset("val", 512).map(as_pairs)
-    model.fit(train, validation_data=val, epochs=stage.train.epochs, verbose=0, callbacks=[timer])
-    return timer.times
+    def epoch(self) -> float:
+        as_pairs = lambda batch: (batch["image"], batch["label"])  # noqa: E731
+        train = self.data.train_dataset(self.stage.data.batch_size, self.stage.train.seed, self.epochs)
+        val = self.data.eval_dataset("val", 512).map(as_pairs)
+        start = time.perf_counter()
+        self.model.fit(train.map(as_pairs), validation_data=val, epochs=1, verbose=0)
+        self.epochs += 1
+        return time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="small_cnn")
-    parser.add_argument("--examples", type=int, default=20000, help="training examples per epoch")
+    parser.add_argument("--examples", type=int, default=12000, help="training examples per epoch")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=3, help="per run; the first is not timed")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=11, help="pairs of epochs; the first is not timed")
     parser.add_argument("--out", type=Path, default=Path("bench_results/loop.json"))
     args = parser.parse_args()
     raw = {"data": {"name": "fashion_mnist", "limit": args.examples, "batch_size": args.batch_size,
                     "validation_fraction": 0.05},
            "model": {"name": args.model}, "train": {"epochs": args.epochs, "optimizer": "adam"},
-           "plugins": {"enable": ["timer"]}}
-    steps = int(args.examples * 0.95) // args.batch_size
-    modes = {"keras_edge": lambda: run_edge(raw),
-             "fit_xla_off": lambda: run_fit(raw, False),
-             "fit_default": lambda: run_fit(raw, "auto")}
-    epoch_times = {m: [] for m in modes}
-    for r in range(args.rounds):
-        order = list(modes) if r % 2 == 0 else list(reversed(modes))
-        for mode in order:
-            times = modes[mode]()[1:]
-            epoch_times[mode] += times
-            print(f"round {r + 1} {mode}: {', '.join(f'{t:.2f}s' for t in times)} per epoch", flush=True)
-    images_per_s = {m: steps * args.batch_size / statistics.median(t) for m, t in epoch_times.items()}
-    ratios = {f"keras_edge/{m}": images_per_s["keras_edge"] / images_per_s[m] for m in modes if m != "keras_edge"}
+           "plugins": {"enable": ["interleave"]}}
+    recipe = parse_recipe(raw, source="bench", catalog={"interleave": None})
+    timer = Interleaver(recipe)
+    run_recipe(recipe, extra_plugins={"interleave": timer})
+    edge, fit = timer.edge_times[1:], timer.fit_times[1:]
+    images = int(args.examples * 0.95) // args.batch_size * args.batch_size
+    pair_ratios = [f / e for e, f in zip(edge, fit)]
     result = {"model": args.model, "examples": args.examples, "batch_size": args.batch_size,
-              "epoch_times_s": epoch_times, "median_images_per_s": images_per_s, "throughput_ratios": ratios,
+              "epoch_times_s": {"keras_edge": edge, "fit": fit},
+              "median_images_per_s": {"keras_edge": images / statistics.median(edge),
+                                      "fit": images / statistics.median(fit)},
+              "pair_ratios": pair_ratios, "throughput_ratio": statistics.median(pair_ratios),
               "machine": platform.machine(), "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for mode, value in images_per_s.items():
-        print(f"{mode:12s} {value:8.0f} images/s (median over {len(epoch_times[mode])} epochs)")
-    for name, ratio in ratios.items():
-        print(f"throughput ratio {name}: {ratio:.3f}")
+    for mode, value in result["median_images_per_s"].items():
+        print(f"{mode:10s} {value:8.0f} images/s (median over {len(edge)} epochs)")
+    print(f"throughput ratio keras-edge/fit: {result['throughput_ratio']:.3f} (median of {len(edge)} "
+          f"adjacent pairs; range {min(pair_ratios):.2f}-{max(pair_ratios):.2f})")
     print(f"wrote {args.out}")
 
 

@@ -25,7 +25,8 @@ class Data:
     """Train/validation/test splits of one dataset and the pipelines that feed them.
 
     Images are uint8 NHWC arrays; pipelines yield ``{"image": float32 in [0, 1],
-    "label": int32}`` batches.
+    "label": int32}`` batches; training batches add ``"seed"``, an int64 ``[2]`` seed for
+    stateless random ops (augmentation that a resumed run repeats exactly).
     """
 
     def __init__(self, arrays: Arrays, config):
@@ -45,7 +46,7 @@ class Data:
 
     def train_dataset(self, batch_size: int, seed: int, epoch: int = 0, augment=None,
                       replicas: int = 1, pipeline: int = 0, pipelines: int = 1):
-        """Shuffled full batches; the order depends only on ``(seed, epoch)``.
+        """Shuffled full batches; their order and seeds depend only on ``(seed, epoch)``.
 
         With ``replicas`` > 1 each global batch is cut into per-replica parts, and
         input ``pipeline`` (one per worker) yields the parts of its local replicas in
@@ -59,14 +60,16 @@ class Data:
         if batch_size % replicas:
             raise DataError(f"data.batch_size = {batch_size} cannot be split over {replicas} replicas; "
                             f"use a multiple of {replicas}")
-        order = np.random.default_rng([seed, epoch]).permutation(len(self.x_train))
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(self.x_train))
         n = len(order) // batch_size * batch_size
         parts = order[:n].reshape(-1, replicas, batch_size // replicas)
-        local = replicas // pipelines
-        parts = parts[:, pipeline * local:(pipeline + 1) * local].reshape(-1, batch_size // replicas)
+        seeds = rng.integers(0, 2**62, (*parts.shape[:2], 2))
+        mine = slice(pipeline * replicas // pipelines, (pipeline + 1) * replicas // pipelines)
+        parts, seeds = parts[:, mine].reshape(-1, batch_size // replicas), seeds[:, mine].reshape(-1, 2)
         images, labels = tf.constant(self.x_train), tf.constant(self.y_train)
-        ds = tf.data.Dataset.from_tensor_slices(parts)
-        ds = ds.map(lambda idx: _to_batch(tf.gather(images, idx), tf.gather(labels, idx)),
+        ds = tf.data.Dataset.from_tensor_slices((parts, seeds))
+        ds = ds.map(lambda idx, s: {**_to_batch(tf.gather(images, idx), tf.gather(labels, idx)), "seed": s},
                     num_parallel_calls=tf.data.AUTOTUNE)
         if augment is not None:
             ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)

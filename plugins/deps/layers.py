@@ -18,11 +18,14 @@ class ElasticBatchNorm(keras.layers.Layer):
     full-model passes); subnets are recalibrated before they are evaluated. With
     ``calibrate`` (a scalar weight ``w``), moving statistics become
     ``(1 - w) * old + w * batch`` instead: a running average over calibration batches.
+    ``synchronized`` (set by the loop under a multi-replica strategy) takes the batch
+    statistics over all replicas.
     """
 
     def __init__(self, momentum=0.9, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.momentum, self.epsilon = momentum, epsilon
+        self.synchronized = False
 
     def build(self, input_shape):
         c = (input_shape[-1],)
@@ -40,12 +43,22 @@ class ElasticBatchNorm(keras.layers.Layer):
         if not training and calibrate is None:
             mean, variance = part(self.moving_mean), part(self.moving_variance)
         else:
-            mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+            mean, variance = self._moments(x)
             if calibrate is not None:
                 self._blend(whole, c, mean, variance, calibrate)
             elif update_stats:
                 self._blend(whole, c, mean, variance, 1.0 - self.momentum)
         return tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
+
+    def _moments(self, x):
+        replica = tf.distribute.get_replica_context()
+        if not self.synchronized or replica is None or replica.num_replicas_in_sync == 1:
+            return tf.nn.moments(x, axes=[0, 1, 2])
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), x.dtype)
+        total, squares, count = replica.all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, [0, 1, 2]), tf.reduce_sum(x * x, [0, 1, 2]), count])
+        mean = total / count
+        return mean, tf.maximum(squares / count - mean * mean, 0.0)
 
     def _blend(self, whole, c, mean, variance, weight):
         for var, value in ((self.moving_mean, mean), (self.moving_variance, variance)):

@@ -24,7 +24,9 @@ class ElasticMobileNet(keras.Model):
     ``call(x, training=False, subnet=None)``: ``subnet`` is ``None`` (the full model) or
     an int32 vector of ``self.space.length`` entries (see ``keras_edge_deps.space``).
     A stage's blocks beyond its depth are skipped with ``tf.cond`` and kernels and
-    channels are sliced, so a smaller subnet runs less compute in the same trace.
+    channels are sliced, so a smaller subnet runs less compute in the same trace
+    (with BatchNorm synchronised over several replicas, skipped blocks are computed
+    and discarded: ``tf.cond`` cannot hold the all-reduce).
     """
 
     def __init__(self, image_shape, num_classes, stage_widths=(24, 32, 48, 64), stage_strides=(1, 2, 2, 1),
@@ -92,6 +94,8 @@ class ElasticMobileNet(keras.Model):
                     x = block(x, kernel=self.space.kernels[-1], expand=self.space.expands[-1], **bn)
                 elif j < self.space.depths[0]:
                     x = self._block(block, x, subnet, s, j, bn)
+                elif self.stem_bn.synchronized:  # its all-reduce may not sit in a tf.cond branch
+                    x = tf.where(subnet[s] > j, self._block(block, x, subnet, s, j, bn), x)
                 else:  # a block beyond the stage's depth is skipped, not computed
                     run = functools.partial(self._block, block, x, subnet, s, j, bn)
                     x = tf.cond(subnet[s] > j, run, lambda x=x: x)

@@ -4,6 +4,8 @@ Only operations that do not overlap the test corruptions are used (the reference
 ``augmentations.augmentations`` list): autocontrast, equalize, posterize, rotate,
 solarize, shear (x, y) and translate (x, y). Levels follow the reference code:
 a level is drawn uniformly in [0.1, severity] per sample and op, out of a maximum of 10.
+Every random draw is stateless, from one ``seed`` per batch, so a resumed run makes the
+same views.
 Geometric ops of one chain step are one per-sample projective transform; pixel ops
 work on the image quantised to 256 levels, as PIL does.
 """
@@ -21,40 +23,41 @@ OPS = ("autocontrast", "equalize", "posterize", "solarize", "rotate",
 _MAX_LEVEL = 10.0
 
 
-def augment_and_mix(images, width=3, depth=3, random_depth=True, severity=3, alpha=1.0, ops=OPS, views=1):
+def augment_and_mix(images, seed, width=3, depth=3, random_depth=True, severity=3, alpha=1.0, ops=OPS,
+                    views=1):
     """Return ``views`` AugMix versions of a batch (float32 NHWC in [0, 1]), stacked on a new first axis.
 
     Each sample of each view mixes ``width`` chains of ``depth`` ops (a random depth in
     1..depth per chain and sample when ``random_depth``) with Dirichlet(``alpha``)
     weights, then blends the mix with the original using a Beta(``alpha``, ``alpha``)
     weight. All chains of all views run as one batch, so the graph has ``depth`` steps.
+    ``seed`` (a ``[2]`` integer tensor) determines every draw.
     """
+    seeds = iter(tf.unstack(tf.random.experimental.stateless_split(seed, 3 * depth + 4)))
     shape = tf.shape(images)
     batch, chains = shape[0], views * width
     x = tf.tile(images, [chains, 1, 1, 1])  # chain-major: [views * width * batch, H, W, C]
     n = chains * batch
     if random_depth:
-        chain_depth = tf.random.uniform([n], 1, depth + 1, dtype=tf.int32)
+        chain_depth = tf.random.stateless_uniform([n], next(seeds), 1, depth + 1, dtype=tf.int32)
     else:
         chain_depth = tf.fill([n], depth)
     for step in range(depth):
-        op = tf.random.uniform([n], 0, len(ops), dtype=tf.int32)
-        level = tf.random.uniform([n], 0.1, float(severity))
-        x = tf.where(_per_sample(step < chain_depth), apply_ops(x, op, level, ops), x)
+        op = tf.random.stateless_uniform([n], next(seeds), 0, len(ops), dtype=tf.int32)
+        level = tf.random.stateless_uniform([n], next(seeds), 0.1, float(severity))
+        x = tf.where(_per_sample(step < chain_depth), apply_ops(x, op, level, next(seeds), ops), x)
     x = tf.reshape(x, tf.concat([[views, width, batch], shape[1:]], axis=0))
-    weights = tf.reshape(_dirichlet(views * batch, width, alpha), [views, batch, width])
+    weights = tf.reshape(_dirichlet(views * batch, width, alpha, next(seeds)), [views, batch, width])
     weights = tf.reshape(tf.transpose(weights, [0, 2, 1]), [views, width, batch, 1, 1, 1])
     mixed = tf.reduce_sum(weights * x, axis=1)
-    m = tf.reshape(_beta(views * batch, alpha), [views, batch, 1, 1, 1])
+    m = tf.reshape(_beta(views * batch, alpha, next(seeds), next(seeds)), [views, batch, 1, 1, 1])
     return (1.0 - m) * images[None] + m * mixed
 
 
-def apply_ops(images, op, level, ops=OPS):
-    """Apply ``ops[op[i]]`` at ``level[i]`` to sample ``i`` of ``images``.
-
-    A ``tf.function``: traced once, then called by every chain step of every view.
-    """
-    out = _geometric(images, op, level, ops)
+def apply_ops(images, op, level, seed, ops=OPS):
+    """Apply ``ops[op[i]]`` at ``level[i]`` to sample ``i`` of ``images``; ``seed`` draws
+    the direction of the geometric ops."""
+    out = _geometric(images, op, level, seed, ops)
     pixel_ops = {"autocontrast": autocontrast, "equalize": equalize,
                  "posterize": lambda x: posterize(x, level), "solarize": lambda x: solarize(x, level)}
     for index, name in enumerate(ops):
@@ -110,11 +113,11 @@ def solarize(images, level):
     return q / 255.0
 
 
-def _geometric(images, op, level, ops):
+def _geometric(images, op, level, seed, ops):
     """One per-sample affine warp: the sample's geometric op, or the identity."""
     batch = tf.shape(images)[0]
     size = tf.cast(tf.shape(images)[1], tf.float32)
-    sign = tf.where(tf.random.uniform([batch]) < 0.5, -1.0, 1.0)
+    sign = tf.where(tf.random.stateless_uniform([batch], seed) < 0.5, -1.0, 1.0)
     angle = sign * tf.floor(level * 30.0 / _MAX_LEVEL) * (math.pi / 180.0)
     shear = sign * level * 0.3 / _MAX_LEVEL
     shift = sign * tf.floor(level * (size / 3.0) / _MAX_LEVEL)
@@ -142,12 +145,12 @@ def _per_sample(values):
     return tf.reshape(tf.cast(values, tf.float32) if values.dtype != tf.bool else values, [-1, 1, 1, 1])
 
 
-def _dirichlet(batch, width, alpha):
-    g = tf.random.gamma([batch, width], alpha)
+def _dirichlet(batch, width, alpha, seed):
+    g = tf.random.stateless_gamma([batch, width], seed, alpha)
     return g / tf.reduce_sum(g, axis=1, keepdims=True)
 
 
-def _beta(batch, alpha):
-    a = tf.random.gamma([batch], alpha)
-    b = tf.random.gamma([batch], alpha)
+def _beta(batch, alpha, seed_a, seed_b):
+    a = tf.random.stateless_gamma([batch], seed_a, alpha)
+    b = tf.random.stateless_gamma([batch], seed_b, alpha)
     return a / (a + b)

@@ -60,7 +60,7 @@ class RobustAugmentation:
     @hookimpl
     def augment_batch(self, ctx, batch):
         o = ctx.options["era"]
-        mixed = augment_and_mix(batch["image"], o.width, o.depth, o.random_depth, o.severity, o.alpha,
+        mixed = augment_and_mix(batch["image"], batch["seed"], o.width, o.depth, o.random_depth, o.severity, o.alpha,
                                 tuple(o.ops), views=max(o.views - 1, 1))
         if o.views == 1:
             return {**batch, "image": mixed[0]}

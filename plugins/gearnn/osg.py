@@ -95,8 +95,10 @@ class OneShotGrowth:
 
     @hookimpl
     def state_dict(self, ctx):
-        return {"plan": self.plan, "shots_done": self.shots_done}
+        return {"plan": self.plan, "shots_done": self.shots_done, "shots": ctx.scratch.get("osg", [])}
 
     @hookimpl
     def load_state_dict(self, ctx, state):
         self.plan, self.shots_done = state["plan"], state["shots_done"]
+        if state["shots"]:
+            ctx.scratch["osg"] = state["shots"]

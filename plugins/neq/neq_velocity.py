@@ -13,6 +13,7 @@ import typing
 
 import numpy as np
 
+from keras_edge import hookimpl
 from keras_edge.errors import RecipeError
 from keras_edge_neq.fill import FillOptions, candidates, greedy_fill
 from keras_edge_neq.neurons import neuron_masks
@@ -86,6 +87,14 @@ class NeqVelocity(SelectionPlugin):
                                   f"{cost_model.unit}, over this budget of {limit:.0f}; give a smaller scheme")
             return masks
         return random_masks(ctx, model, layers, cost_model, limit, options, where)
+
+    @hookimpl
+    def state_dict(self):
+        return None if self.tracker is None else self.tracker.state()
+
+    @hookimpl
+    def load_state_dict(self, state):
+        self.tracker = VelocityTracker.load(state)
 
 
 def velocity_set(ctx, samples: int) -> np.ndarray:

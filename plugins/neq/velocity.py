@@ -58,6 +58,18 @@ class VelocityTracker:
             self.phi[layer.name] = phi
         return dict(self.velocity)
 
+    def state(self) -> dict | None:
+        """What ``load`` needs to continue the measurements (saved with checkpoints)."""
+        if self.outputs is None:
+            return None
+        return {"mu_eq": self.mu_eq, "outputs": self.outputs, "phi": self.phi, "velocity": self.velocity}
+
+    @classmethod
+    def load(cls, state: dict) -> "VelocityTracker":
+        tracker = cls(state["mu_eq"])
+        tracker.outputs, tracker.phi, tracker.velocity = state["outputs"], state["phi"], state["velocity"]
+        return tracker
+
     def _measure(self, model, layers, images) -> dict:
         if self._probe is None or self._probe[0] is not model:
             probe = keras.Model(model.inputs, [layer.output for layer in layers])
