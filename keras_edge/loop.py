@@ -265,7 +265,8 @@ class Trainer:
 
     def replace_model(self, model) -> None:
         if not isinstance(model, keras.Model):
-            raise PluginError(self.implementers("on_grow"), "on_grow", f"returned {type(model).__name__}; return a keras.Model or None")
+            raise PluginError(self.implementers("on_grow"), "on_grow",
+                              f"returned {type(model).__name__}; return a keras.Model or None")
         with self.strategy.scope():
             iterations = int(self.ctx.optimizer.iterations.numpy())
             if self.recipe.train.distribute != "none":  # the plugin built it outside the strategy
@@ -325,7 +326,8 @@ class Trainer:
             samples = [SubnetSample()]
         if not isinstance(samples, (list, tuple)) or not samples or \
                 not all(isinstance(s, SubnetSample) for s in samples):
-            raise PluginError(self.implementers("sample_subnets"), "sample_subnets", "return a non-empty list of SubnetSample or None")
+            raise PluginError(self.implementers("sample_subnets"), "sample_subnets",
+                              "return a non-empty list of SubnetSample or None")
         self._samples = list(samples)
         return self._samples
 

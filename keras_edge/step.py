@@ -163,7 +163,7 @@ def evaluate(model, dataset, config=None, eval_step=None) -> dict:
     eval_step = eval_step or make_eval_step(model)
     loss = correct = count = 0.0
     for batch in dataset:
-        l, c, n = eval_step(batch, config)
-        loss, correct, count = loss + l, correct + c, count + n
+        batch_loss, batch_correct, batch_count = eval_step(batch, config)
+        loss, correct, count = loss + batch_loss, correct + batch_correct, count + batch_count
     count = float(count) or 1.0
     return {"loss": float(loss) / count, "accuracy": float(correct) / count}

@@ -8,7 +8,6 @@ from keras_edge.evaluation import evaluate_run
 from keras_edge.models import count_params, vgg
 from keras_edge.recipe import parse_recipe
 from keras_edge.runner import run_recipe
-from keras_edge_gearnn.growth import widths_of
 from tests.conftest import tiny
 
 TARGET = 6000
