@@ -2,16 +2,14 @@
 
     python -m tests.plugin_runs CASE OUT [--epochs N] [--crash-at STAGE EPOCH] [--resume] [--distribute mirrored]
 
-Exits 3 when the simulated crash happened. ``start``, ``finish`` and ``weights`` are
-the tests' side of it.
+Exits 3 when the simulated crash happened. ``start`` is the tests' side of it (importing
+this module also registers the supernet class, so ``weights`` can load its runs).
 """
 
 import argparse
 import os
 import subprocess
 import sys
-
-import keras
 
 import keras_edge_deps.supernet  # noqa: F401  (registers the supernet class for loading)
 
@@ -46,18 +44,6 @@ def start(case, out, *args, env=None):
     return subprocess.Popen([sys.executable, "-m", "tests.plugin_runs", case, str(out), *args],
                             env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc, expected=0):
-    try:
-        _, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == expected, err
-
-
-def weights(out):
-    return [v.numpy() for v in keras.saving.load_model(out / "model.keras", compile=False).weights]
 
 
 class Crash:

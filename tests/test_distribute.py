@@ -6,8 +6,9 @@ import socket
 import subprocess
 import sys
 
-import keras
 import numpy as np
+
+from tests.conftest import finish, weights
 
 RECIPE = """
 [data]
@@ -34,18 +35,6 @@ def run(tmp_path, name, distribute, env=None):
     env = {**os.environ, "KERAS_EDGE_PLUGINS": "", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "keras_edge", "run", str(recipe), "--out", str(tmp_path / name)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def weights(path):
-    return [v.numpy() for v in keras.saving.load_model(path / "model.keras", compile=False).weights]
-
-
-def finish(proc):
-    try:
-        _, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
 
 
 def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tests.plugin_runs import finish, start, weights
+from tests.conftest import finish, weights
+from tests.plugin_runs import start
 
 EPOCHS = {"neq_velocity": 3, "osg": 2, "deps": 2}  # enough for velocities, one growth, one shrinking epoch
 

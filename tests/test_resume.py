@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 import pytest
 
@@ -16,7 +15,7 @@ from keras_edge import checkpoint, hookimpl
 from keras_edge.errors import KerasEdgeError, PluginError
 from keras_edge.recipe import parse_recipe
 from keras_edge.runner import run_recipe
-from tests.conftest import tiny
+from tests.conftest import finish, tiny, weights
 
 RECIPE = """
 [data]
@@ -41,12 +40,6 @@ def cli(*args):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def weights(run_dir):
-    """All weights (model.keras does not keep the dropout RNG state, checkpoints do)."""
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-    return [v.numpy() for v in model.weights]
-
-
 def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
@@ -61,10 +54,10 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_weights(tmp_path):
     time.sleep(delay)
     killed.kill()
     killed.wait()
-    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    finish(reference)
     assert not (tmp_path / "run" / "model.keras").exists(), f"the run ended before the kill ({delay:.2f}s)"
     resumed = cli("run", str(recipe), "--out", str(tmp_path / "run"), "--resume")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    finish(resumed)
     for a, b in zip(weights(tmp_path / "ref"), weights(tmp_path / "run"), strict=True):
         np.testing.assert_array_equal(a, b)
 

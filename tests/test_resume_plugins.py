@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tests.plugin_runs import finish, start, weights
+from tests.conftest import finish, weights
+from tests.plugin_runs import start
 
 CRASHES = {  # (stage, epoch) at whose start each run fails, one resume after another
     "neq_velocity": [(0, 3)],  # velocities from the three earlier measurements are needed
