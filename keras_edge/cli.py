@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from keras_edge.errors import KerasEdgeError
+from keras_edge.errors import KerasEdgeError, RunInterrupted
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -34,7 +35,8 @@ def cli():
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe key, e.g. --set train.epochs=1 --set stages.0.data.limit=1000.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--force", is_flag=True, help="Delete a non-empty --out first.")
+@click.option("--force", is_flag=True,
+              help="Replace the keras-edge run in --out (deleted once the new run's first epoch ends).")
 def run(recipe, out, overrides, resume, force):
     """Train the recipe RECIPE (a TOML file; see recipes/README.md)."""
     from keras_edge.recipe import load_recipe
@@ -45,6 +47,15 @@ def run(recipe, out, overrides, resume, force):
     summary = run_recipe(parsed, out, resume=resume, force=force)
     click.echo(f"test accuracy {summary['test_accuracy']:.4f}, {summary['params']:,} parameters, "
                f"{summary['macs']:,} MACs, {summary['wall_time_s']:.1f} s; results in {out}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def status(run_dir):
+    """Show whether the run in RUN_DIR is running, finished, failed, interrupted or dead."""
+    from keras_edge.run_folder import read_status
+
+    click.echo(json.dumps(read_status(run_dir), indent=2))
 
 
 @cli.command()
@@ -122,14 +133,25 @@ def _start_tensorflow() -> None:
             tf.config.list_logical_devices()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: status "interrupted", resumable
+
+
 def main(argv=None) -> None:
     """Console entry point: known errors become one line on stderr and exit code 2."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _start_tensorflow()
         _add_export_command()
         _add_plugin_commands()
         cli.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except RunInterrupted as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, EOFError):  # click turns EOFError into Abort, too
+            click.echo(f"error: a file ended early (truncated?): {exc.__context__}", err=True)
+            sys.exit(2)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
@@ -139,5 +161,7 @@ def main(argv=None) -> None:
         click.echo("error: " + " ".join(str(exc).split()), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        click.echo("interrupted; continue with --resume", err=True)
+        click.echo("interrupted", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -23,3 +23,9 @@ class PluginError(KerasEdgeError):
 
 class TrainingError(KerasEdgeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped a run; the CLI says how to resume and exits with 130.
+
+    Not a ``KeyboardInterrupt``, which click would turn into a bare "Aborted"."""

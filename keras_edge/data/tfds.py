@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +32,7 @@ def load_tfds(name: str, config) -> Arrays:
     import tensorflow_datasets as tfds
 
     data_dir = config.data_dir or None
+    _refuse_foreign_classes(name, data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as exc:  # tfds raises DatasetNotFoundError and others for bad names
@@ -51,6 +55,34 @@ def load_tfds(name: str, config) -> Arrays:
         x_test, y_test = _as_numpy(tfds.as_numpy(builder.as_dataset(test_split, as_supervised=True)))
     label = builder.info.features["label"]
     return Arrays(x_train, y_train, x_test, y_test, list(label.names))
+
+
+def _refuse_foreign_classes(name: str, data_dir: str) -> None:
+    """A prepared dataset's ``features.json`` names Python classes that tensorflow-datasets
+    imports; refuse any that are not tensorflow-datasets' own, before it can import them."""
+    folder = Path(data_dir).expanduser() / name.split(":")[0].split("/")[0]
+    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, ValueError):  # unreadable: tensorflow-datasets will say so itself
+            continue
+        for cls in _class_names(content):
+            if not cls.startswith("tensorflow_datasets."):
+                raise DataError(f"{path} names the Python class {cls!r}, which is not part of "
+                                "tensorflow-datasets; keras-edge will not import it (is this folder "
+                                "from a trusted source?)")
+
+
+def _class_names(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pythonClassName" and isinstance(value, str):
+                yield value
+            else:
+                yield from _class_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _class_names(value)
 
 
 def _as_numpy(examples):
