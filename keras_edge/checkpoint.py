@@ -16,6 +16,8 @@ from keras_edge.errors import KerasEdgeError, PluginError
 
 NAME = re.compile(r"^s(\d+)-e(\d+)$")
 ARRAY = "__array__"
+STATE_KEYS = {"stage_index", "epoch", "global_step", "history", "stage_results", "train_macs", "elapsed_s",
+              "plugins"}
 
 
 def save_checkpoint(folder: Path, state: dict, model, optimizer, keep: int = 2) -> Path:
@@ -52,6 +54,9 @@ def load_checkpoint(path: Path) -> dict:
     """The saved loop state with ``model`` (loaded) and ``optimizer`` (arrays) added."""
     try:
         state = json.loads((path / "state.json").read_text())
+        missing = sorted(STATE_KEYS - set(state))
+        if missing:
+            raise ValueError(f"state.json lacks {missing}")
         state["model"] = model = keras.saving.load_model(path / "model.keras", compile=False)
         for var, value in zip(model.variables, _arrays(path / "variables.npz"), strict=True):
             var.assign(value)

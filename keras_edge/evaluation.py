@@ -21,7 +21,7 @@ def load_run(run_dir) -> Trainer:
     """A finished run: a ``Trainer`` whose ``ctx`` holds its recipe, last stage, data and model."""
     run_dir = Path(run_dir)
     for name in ("model.keras", "recipe.toml"):
-        if not (run_dir / name).exists():
+        if not (run_dir / name).is_file():
             raise KerasEdgeError(f"{run_dir / name} not found; give the folder of a finished "
                                  "`keras-edge run` (see its status.json)")
     recipe = load_recipe(run_dir / "recipe.toml")
@@ -32,7 +32,16 @@ def load_run(run_dir) -> Trainer:
     ctx.stage = recipe.stages[-1]
     ctx.options = ctx.stage.options
     ctx.data = trainer.load_data(ctx.stage.data)
-    ctx.model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    try:
+        ctx.model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    except Exception as exc:  # Keras raises many types for damaged files and unsafe content
+        raise KerasEdgeError(f"cannot load {run_dir / 'model.keras'} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a "
+                             "keras-edge model: run the recipe again") from None
+    if tuple(ctx.model.input_shape[1:]) != tuple(ctx.data.input_shape):
+        raise KerasEdgeError(f"{run_dir / 'model.keras'} takes inputs of shape {tuple(ctx.model.input_shape[1:])} "
+                             f"but {run_dir / 'recipe.toml'} gives data of shape {ctx.data.input_shape}; "
+                             "restore the run's own recipe.toml")
     return trainer
 
 

@@ -143,6 +143,9 @@ class Trainer:
         augment = self.chained_augment()
         sampling = self._sampling = bool(self.hook("sample_subnets").get_hookimpls())
         best, waited = -1.0, 0
+        if stage.train.early_stopping_patience and not len(data.x_val):
+            raise KerasEdgeError(f"stage {stage.name!r}: train.early_stopping_patience needs a validation "
+                                 "split; set data.validation_fraction > 0")
         for epoch in range(start_epoch, stage.epochs):
             ctx.epoch = epoch
             ctx.step = epoch * ctx.steps_per_epoch
@@ -152,9 +155,11 @@ class Trainer:
             step_fn = self.train_step_for(self.select_trainable())
             dataset = self.train_dataset(data, batch_size, stage.train.seed, epoch, augment)
             logs = self.train_epoch(step_fn, dataset, sampling, stage, epoch)
-            val = evaluate(ctx.model, data.eval_dataset("val", EVAL_BATCH), eval_step=self._eval_step())
-            logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"],
-                        learning_rate=float(ctx.optimizer.learning_rate),
+            _check_divergence(logs["loss"], data.num_classes, stage, epoch)
+            if len(data.x_val):  # validation_fraction = 0: no validation metrics, not zeros
+                val = evaluate(ctx.model, data.eval_dataset("val", EVAL_BATCH), eval_step=self._eval_step())
+                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            logs.update(learning_rate=float(ctx.optimizer.learning_rate),
                         epoch_time_s=time.perf_counter() - epoch_start)
             self.hook("on_epoch_end")(ctx=ctx, logs=logs)
             _say(f"stage {stage.name} epoch {epoch + 1}/{stage.epochs}: "
@@ -166,8 +171,8 @@ class Trainer:
             if self.folder:
                 self.folder.save_epoch(self, index, epoch, time.perf_counter() - began)
             if stage.train.early_stopping_patience:
-                if val["accuracy"] > best:
-                    best, waited = val["accuracy"], 0
+                if logs["val_accuracy"] > best:
+                    best, waited = logs["val_accuracy"], 0
                 else:
                     waited += 1
                     if waited >= stage.train.early_stopping_patience:
@@ -419,6 +424,18 @@ def replace_classifier(model, num_classes: int):
                              f"{type(last).__name__}, not Dense; use a dataset with {model.output_shape[-1]} classes")
     head = keras.layers.Dense(num_classes, name=last.name)
     return keras.Model(model.inputs, head(last.input), name=model.name)
+
+
+DIVERGED = 100.0
+"""An epoch whose mean loss exceeds this many times ln(classes), a uniform guess's loss, has diverged."""
+
+
+def _check_divergence(loss: float, classes: int, stage, epoch: int) -> None:
+    if loss > DIVERGED * np.log(classes):
+        raise TrainingError(
+            f"the training loss diverged in stage {stage.name!r}, epoch {epoch + 1} (mean {loss:.3g}, "
+            f"over {DIVERGED:g} x ln({classes}), the loss of a uniform guess); the last good checkpoint is "
+            "kept; lower train.learning_rate")
 
 
 def _merge_registry(builtin: dict, pm, hook: str) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -45,8 +46,12 @@ class DataConfig:
     synthetic_classes: int = 10
 
     def __post_init__(self):
-        _check_range(self, "data", batch_size=(1, None), limit=(0, None), test_limit=(0, None),
+        _check_range(self, "data", batch_size=(1, None), limit=(0, None), test_limit=(0, None), seed=(0, None),
                      image_size=(0, None), synthetic_examples=(1, None), synthetic_classes=(2, None))
+        if len(set(self.classes)) != len(self.classes):
+            raise RecipeError(f"data.classes = {list(self.classes)} names a class twice; list each once")
+        if len(self.classes) == 1:
+            raise RecipeError(f"data.classes = {list(self.classes)}: a classifier needs at least 2 classes")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise RecipeError(f"data.validation_fraction = {self.validation_fraction} must be in [0, 1); "
                               "use e.g. 0.1")
@@ -62,6 +67,10 @@ class ModelConfig:
     """Width multiplier (MobileNetV2's alpha)."""
     options: dict = dataclasses.field(default_factory=dict)
     """Extra keyword arguments for the model builder."""
+
+    def __post_init__(self):
+        if not self.width > 0:
+            raise RecipeError(f"model.width = {self.width} must be > 0; use e.g. 1.0 or 0.5")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +103,7 @@ class TrainConfig:
     def __post_init__(self):
         _check_range(self, "train", epochs=(1, None), early_stopping_patience=(0, None),
                      warmup_epochs=(0, None), weight_decay=(0, None), min_learning_rate=(0, None),
-                     momentum=(0, 1))
+                     momentum=(0, 1), seed=(0, None))
         if not self.learning_rate > 0:
             raise RecipeError(f"train.learning_rate = {self.learning_rate} must be > 0; use e.g. 0.001")
         if not 0 <= self.label_smoothing < 1:
@@ -166,8 +175,17 @@ def load_recipe(path, overrides=(), catalog=None) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file {path} not found; pass the path of a .toml recipe (see recipes/)")
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise RecipeError(f"{path} starts with a UTF-8 byte-order mark, which TOML does not allow; "
+                          "save it as UTF-8 without BOM")
     try:
-        raw = tomllib.loads(path.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+                          "save it as UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: TOML syntax error: {exc}; fix the file") from exc
     return parse_recipe(raw, source=str(path), overrides=overrides, catalog=catalog)
@@ -209,8 +227,9 @@ def apply_override(raw: dict, item: str, source="<recipe>") -> None:
         last = i == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise RecipeError(f"--set {key}: {'.'.join(parts[:i])} has {len(node)} entries; "
-                                  f"use an index from 0 to {len(node) - 1}")
+                where = ".".join(parts[:i])
+                raise RecipeError(f"--set {key}: {where} has {len(node)} entries; "
+                                  + (f"use an index from 0 to {len(node) - 1}" if node else f"add one to {where} first"))
             part = int(part)
         elif not isinstance(node, dict):
             raise RecipeError(f"--set {key}: {'.'.join(parts[:i])} is a value, not a section")
@@ -218,6 +237,10 @@ def apply_override(raw: dict, item: str, source="<recipe>") -> None:
             node[part] = value
         else:
             if isinstance(node, dict) and part not in node:
+                if parts[i + 1].lstrip("-").isdigit():
+                    raise RecipeError(f"--set {key}: the recipe has no {'.'.join(parts[:i + 1])} list to index"
+                                      + ("; without [[stages]] the whole recipe is one stage: set train.* or "
+                                         "data.* directly" if part == "stages" else ""))
                 node[part] = {}
             node = node[part]
 
@@ -283,7 +306,8 @@ def make_dataclass(cls, table, where: str, source: str):
     try:
         return cls(**values)
     except RecipeError as exc:
-        raise RecipeError(f"{source}: {exc}") from None
+        inside = f" (in {where.rsplit('.', 1)[0]})" if where.startswith("stages.") else ""
+        raise RecipeError(f"{source}: {exc}{inside}") from None
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"{source}: {where}: {exc}") from None
 
@@ -318,6 +342,8 @@ def _typed(value, hint, key: str, source: str):
         return dict(_table(value, key, source))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{source}: {key} = {value} must be a finite number")
     if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool) \
             or not isinstance(value, hint):
         raise RecipeError(f"{source}: {key} = {value!r} has the wrong type; expected {_name(hint)}")

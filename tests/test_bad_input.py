@@ -57,6 +57,31 @@ CASES = [
     ("growth-two-targets", BASE + "[plugins.osg]\ntarget_params = 10\ntarget_bytes = 10\n", [], "not both"),
     ("deps-warmup-too-long", BASE + "[plugins.deps]\nwarmup_fraction = 1.5\n", [], "warmup_fraction: 1.5 is outside"),
     ("era-unknown-key", BASE + "[plugins.era]\nwidht = 3\n", [], "unknown key 'plugins.era.widht'"),
+    # numbers that used to pass validation and crash (or silently mislead) later
+    ("negative-seed", BASE + "seed = -1\n", [], "train.seed = -1 must be >= 0"),
+    ("negative-data-seed", BASE.replace("batch_size = 32", "batch_size = 32\nseed = -3"), [], "data.seed = -3"),
+    ("nan-warmup", BASE + "warmup_epochs = nan\n", [], "train.warmup_epochs = nan must be a finite number"),
+    ("inf-learning-rate", BASE + "learning_rate = inf\n", [], "train.learning_rate = inf must be a finite"),
+    ("nan-plugin-option", BASE + "[plugins.neq_random]\nbudget = nan\n", [], "budget = nan must be a finite"),
+    ("nan-by-set", BASE, ["--set", "train.momentum=nan"], "train.momentum = nan must be a finite"),
+    ("zero-width", BASE.replace("width = 0.25", "width = 0.0"), [], "model.width = 0.0 must be > 0"),
+    ("negative-width", BASE.replace("width = 0.25", "width = -1.0"), [], "model.width = -1.0 must be > 0"),
+    ("one-class", BASE.replace("batch_size = 32", "batch_size = 32\nclasses = [3]"), [], "at least 2 classes"),
+    ("duplicate-classes", BASE.replace("batch_size = 32", "batch_size = 32\nclasses = [1, 1]"), [],
+     "names a class twice"),
+    ("empty-validation", BASE.replace("batch_size = 32", "batch_size = 32\nvalidation_fraction = 0.001"), [],
+     "leaves no validation example"),
+    ("early-stop-without-validation",
+     BASE.replace("batch_size = 32", "batch_size = 32\nvalidation_fraction = 0.0") + "early_stopping_patience = 2\n",
+     [], "needs a validation split"),
+    ("diverging-loss", BASE + "learning_rate = 1e6\noptimizer = 'sgd'\n", [], "the training loss diverged"),
+    ("stage-epochs-zero", BASE + "[[stages]]\nname = 'a'\n[[stages]]\nname = 'b'\nepochs = 0\n", [],
+     "must be >= 1 (in stages.1)"),
+    ("set-negative-index", BASE + "[[stages]]\nname = 'a'\n", ["--set", "stages.-1.epochs=1"],
+     "use an index from 0 to 0"),
+    ("set-stages-without-stages", BASE, ["--set", "stages.0.epochs=1"], "the recipe has no stages list"),
+    ("bom", "\ufeff" + BASE, [], "byte-order mark"),
+    ("latin-1", None, [], "is not UTF-8 text"),
 ]
 
 
@@ -64,7 +89,9 @@ CASES = [
 def test_bad_input(tmp_path, capsys, text, args, fragment):
     recipe = tmp_path / "recipe.toml"
     if text is not None:
-        recipe.write_text(text)
+        recipe.write_text(text, encoding="utf-8")
+    elif fragment == "is not UTF-8 text":
+        recipe.write_bytes("[model]\nname = 'caf\u00e9'\n".encode("latin-1"))
     out = tmp_path / "out"
     code, _, err = run_cli(["run", str(recipe), "--out", str(out), *args], capsys)
     assert code == 2, err
@@ -96,11 +123,38 @@ def unsupported_model():
     return keras.Model(inputs, keras.layers.Dense(2)(x))
 
 
+def small_model(shape):
+    import keras
+
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+
+
+def finished(tmp, model, recipe=BASE):
+    """A run folder holding ``recipe`` and ``model`` (bytes; None: a folder named model.keras)."""
+    run = tmp / "run"
+    run.mkdir()
+    (run / "recipe.toml").write_text(recipe)
+    if model is None:
+        (run / "model.keras").mkdir()
+    elif isinstance(model, bytes):
+        (run / "model.keras").write_bytes(model)
+    else:
+        model.save(run / "model.keras")
+    return run
+
+
 # (id, command, builds RUN_DIR in tmp_path -> path, expected fragment)
 RUN_CASES = [
     ("evaluate-not-a-run", "evaluate", lambda tmp: tmp, "model.keras not found"),
     ("export-not-a-run", "export", lambda tmp: tmp, "model.keras not found"),
     ("export-corrupted-model", "export", lambda tmp: save_model(tmp / "run", b"not a zip"), "cannot load"),
+    ("evaluate-corrupted-model", "evaluate", lambda tmp: finished(tmp, b"not a zip"), "cannot load"),
+    ("evaluate-model-is-a-folder", "evaluate", lambda tmp: finished(tmp, None), "model.keras not found"),
+    ("evaluate-other-image-size", "evaluate",
+     lambda tmp: finished(tmp, small_model((12, 12, 1)), BASE.replace("synthetic_shape = [12, 12, 1]",
+                                                                        "synthetic_shape = [16, 16, 1]")),
+     "takes inputs of shape (12, 12, 1)"),
     ("export-unsupported-layer", "export", lambda tmp: save_model(tmp / "run", unsupported_model()),
      "'odd_norm' (LayerNormalization)"),
 ]

@@ -35,6 +35,9 @@ class Data:
         x, x_test = (_reshape(a, config.image_size, config.channels) for a in (x, x_test))
         self.x_train, self.y_train, self.x_val, self.y_val = split_validation(
             x, y, config.validation_fraction, config.seed)
+        if config.validation_fraction > 0 and not len(self.x_val):
+            raise DataError(f"data.validation_fraction = {config.validation_fraction} of {len(x)} training "
+                            "examples leaves no validation example; raise it or use more data")
         self.x_test, self.y_test = x_test, y_test
         self.class_names = list(arrays.class_names)
         self.num_classes = len(self.class_names)
@@ -89,6 +92,22 @@ class Data:
                 "test": (self.x_test, self.y_test)}[name]
 
 
+def check_arrays(arrays: Arrays, name: str) -> None:
+    """Refuse data that would crash or mislead later: counts that differ, labels outside
+    the class list, fewer than two classes."""
+    classes = len(arrays.class_names)
+    for split, x, y in (("train", arrays.x_train, arrays.y_train), ("test", arrays.x_test, arrays.y_test)):
+        if len(x) != len(y):
+            raise DataError(f"dataset {name!r}: the {split} split has {len(x)} images but {len(y)} labels; "
+                            "its files do not belong together (truncated or mixed up?)")
+        if len(y) and (y.min() < 0 or y.max() >= classes):
+            raise DataError(f"dataset {name!r}: {split} labels span {y.min()}..{y.max()} but there are "
+                            f"{classes} classes; labels must be 0..{classes - 1}")
+    if len(np.unique(arrays.y_train)) < 2:
+        raise DataError(f"dataset {name!r}: the training split holds fewer than 2 classes; "
+                        "a classifier cannot learn from it")
+
+
 def _to_batch(images, labels):
     import tensorflow as tf
 
@@ -135,6 +154,7 @@ def load_data(config, registry=None) -> Data:
     else:
         raise RecipeError(f"data.name: unknown dataset {name!r}; choose one of {sorted(registry)}, "
                           "'tfds:<name>' or 'folder:<path>'")
+    check_arrays(arrays, name)
     if config.classes:
         bad = [c for c in config.classes if not 0 <= c < len(arrays.class_names)]
         if bad:

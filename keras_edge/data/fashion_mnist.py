@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,23 @@ CLASS_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat",
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped) into a NumPy array."""
+    """Read an IDX file (optionally gzipped) into a NumPy array; a damaged file is a DataError."""
+    fix = "reinstall dataset-fashion-mnist (`apt-get install --reinstall dataset-fashion-mnist`)"
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise DataError(f"{path} is not an unsigned-byte IDX file; reinstall dataset-fashion-mnist")
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise DataError(f"cannot read {path} ({exc}); {fix}") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file; {fix}")
     ndim = data[3]
+    header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    if len(data) != header + int(np.prod(shape)):
+        raise DataError(f"{path} holds {len(data) - header} bytes of data where its header announces "
+                        f"{shape} ({int(np.prod(shape))}); the file is truncated or damaged: {fix}")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
 def load_fashion_mnist(config) -> Arrays:

@@ -29,8 +29,12 @@ def load_folder(root: str, config) -> Arrays:
         for label, name in enumerate(class_names):
             for path in sorted((root / split / name).glob("*")):
                 if path.suffix.lower() in SUFFIXES:
-                    image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels,
-                                               expand_animations=False)
+                    try:
+                        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels,
+                                                   expand_animations=False)
+                    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
+                        raise DataError(f"cannot read the image {path} ({exc.message.splitlines()[0]}); "
+                                        "replace or remove it") from None
                     images.append(tf.image.resize(image, (size, size)).numpy())
                     labels.append(label)
         if not images:
