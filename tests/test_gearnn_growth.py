@@ -1,12 +1,19 @@
-"""One-Shot Growth: function preservation, parameter targets, m-shot plans, BN calibration."""
+"""Growth: function preservation, targets, cross-layer ranking, residual models, BN calibration."""
 
 import keras
 import numpy as np
 import pytest
 
 from keras_edge.errors import KerasEdgeError
-from keras_edge.models import count_params, resnet, small_cnn, vgg
+from keras_edge.models import count_params, mobilenet_v2, resnet, small_cnn, vgg
 from keras_edge_gearnn import growth
+
+MODELS = {
+    "vgg": lambda: vgg((16, 16, 1), 5, width=0.25),
+    "small_cnn": lambda: small_cnn((16, 16, 1), 5, width=0.25),
+    "resnet": lambda: resnet((16, 16, 1), 5, width=0.5),
+    "mobilenet_v2": lambda: mobilenet_v2((16, 16, 1), 5, width=0.25, stages=((1, 16, 1, 1), (6, 24, 2, 2))),
+}
 
 
 def _with_random_bn(model, seed=0):
@@ -25,17 +32,23 @@ def batch():
     return rng.random((32, 16, 16, 1)).astype("float32"), rng.integers(0, 5, 32)
 
 
-@pytest.mark.parametrize("build", [lambda: vgg((16, 16, 1), 5, width=0.25),
-                                   lambda: small_cnn((16, 16, 1), 5, width=0.25)], ids=["vgg", "small_cnn"])
-@pytest.mark.parametrize("strategy", ["firefly", "split"])
-def test_function_preserving_growth_keeps_outputs(build, strategy, batch):
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("strategy", ["firefly", "split", "uniform"])
+def test_growth_keeps_outputs_and_lands_on_the_target(name, strategy, batch):
     x, y = batch
-    model = _with_random_bn(build())
-    widths = [2 * w + 1 for w in growth.widths_of(model)]
-    grown = growth.grow(model, widths, strategy, x, y, candidates=2)
-    assert growth.widths_of(grown) == widths
+    model = _with_random_bn(MODELS[name]())
+    target = int(count_params(model) * 1.8)
+    grown, report = growth.grow_to(model, target, strategy, x, y, candidates=2)
+    assert growth.widths_of(grown) == report["widths"]
+    assert all(n >= o for n, o in zip(report["widths"], growth.widths_of(model)))
     diff = np.abs(grown(x, training=False).numpy() - model(x, training=False).numpy()).max()
     assert diff <= 1e-5
+    params = count_params(grown)
+    assert params == growth.param_count(model, report["widths"]) <= target
+    if strategy != "split":  # split can at most double each layer
+        cheapest = min(growth.param_count(grown, [w + (i == j) for j, w in enumerate(report["widths"])])
+                       for i in range(len(report["widths"]))) - params
+        assert target - params < cheapest  # no single extra neuron would still fit
 
 
 def test_random_growth_changes_outputs(batch):
@@ -45,66 +58,84 @@ def test_random_growth_changes_outputs(batch):
     assert np.abs(grown(x, training=False).numpy() - model(x, training=False).numpy()).max() > 1e-3
 
 
-@pytest.mark.parametrize("build", [lambda: vgg((16, 16, 1), 5, width=0.25),
-                                   lambda: small_cnn((16, 16, 1), 5, width=0.25)], ids=["vgg", "small_cnn"])
-def test_param_count_lands_on_target(build, batch):
-    model = build()
-    assert growth.param_count(model, growth.widths_of(model)) == count_params(model)
-    target = int(count_params(model) * 3.3)
-    widths = growth.fit_widths(model, target)
-    grown = growth.grow(model, widths, "firefly", *batch, candidates=2)
-    params = count_params(grown)
-    assert params == growth.param_count(model, widths) <= target
-    one_more = min(growth.param_count(model, widths[:i] + [widths[i] + 1] + widths[i + 1:])
-                   for i in range(len(widths)))
-    assert one_more > target  # no single extra channel would still fit
+def test_the_layer_that_matters_most_grows_most():
+    """A one-channel bottleneck (conv3) in a briefly trained VGG gets the largest share of new neurons."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = (digits.images[..., None] / 16).astype("float32"), digits.target
+    keras.utils.set_random_seed(0)
+    model = vgg((8, 8, 1), 10, widths=[8, 8, 1, 16, 32, 32])
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:1200], y[:1200], epochs=3, batch_size=64, verbose=0)
+    _, report = growth.grow_to(model, int(count_params(model) * 1.3), "firefly", x[:256], y[:256], candidates=4)
+    ratios = np.array(report["widths"]) / np.array(growth.widths_of(model))
+    assert ratios.argmax() == 2 and ratios[2] >= 2 * np.delete(ratios, 2).max()
+    assert len(set(ratios.round(3))) > 2  # the widths come out of the data, not one multiplier
 
 
-def test_target_below_current_size_is_an_error():
+def test_firefly_ranks_split_and_new_candidates_across_layers(batch):
+    x, y = batch
+    model = _with_random_bn(small_cnn((16, 16, 1), 5, width=0.25))
+    _, report = growth.grow_to(model, int(count_params(model) * 1.8), "firefly", x, y, candidates=2)
+    old = growth.widths_of(model)
+    assert [o + n + s for o, n, s in zip(old, report["new"], report["split"])] == report["widths"]
+    _, only_split = growth.grow_to(model, int(count_params(model) * 1.8), "split", x, y)
+    assert sum(only_split["new"]) == 0 and sum(only_split["split"]) > 0
+
+
+def test_uniform_growth_keeps_the_best_scored_candidates(batch):
+    x, y = batch
     model = vgg((16, 16, 1), 5, width=0.25)
-    with pytest.raises(KerasEdgeError, match="target"):
-        growth.fit_widths(model, count_params(model) - 1)
-
-
-def test_m_shot_plan_grows_monotonically_to_the_final_widths():
-    plan = growth.shot_widths([8, 16], [20, 40], 3)
-    assert plan[-1] == [20, 40] and len(plan) == 3
-    assert all(a <= b for step, nxt in zip(plan, plan[1:]) for a, b in zip(step, nxt))
-    assert plan[0][0] > 8
+    old = growth.widths_of(model)
+    probe = growth._Probe(model, [6] * len(old), 0, x, y, split=False)
+    scores = probe.new_scores(step=1.0)
+    assert all(s.max() > 0 for s in scores)
+    grown = growth.grow(model, [o + 2 for o in old], "uniform", x, y, candidates=3)
+    best = old[0] + np.sort(np.argsort(-scores[0])[:2])
+    kept = grown.get_layer("conv1").kernel.numpy()[..., old[0]:]
+    np.testing.assert_allclose(kept, probe.net.get_layer("conv1").kernel.numpy()[..., best])
 
 
 def test_new_channels_get_batch_statistics(batch):
     x, y = batch
     model = vgg((16, 16, 1), 5, width=0.25)
-    grown = growth.grow(model, [w + 4 for w in growth.widths_of(model)], "firefly", x, y, candidates=2)
+    grown = growth.grow(model, [w + 4 for w in growth.widths_of(model)], "uniform", x, y, candidates=2)
     conv = keras.Model(grown.inputs[0], grown.get_layer("conv1").output)(x, training=False).numpy()
     old = growth.widths_of(model)[0]
     np.testing.assert_allclose(grown.get_layer("bn1").moving_mean.numpy()[old:], conv.mean((0, 1, 2))[old:],
                                rtol=1e-4, atol=1e-6)
 
 
-def test_firefly_keeps_the_best_scored_candidates(batch):
-    x, y = batch
+def test_param_count_matches_keras_and_targets_below_the_size_are_errors():
+    for build in MODELS.values():
+        model = build()
+        assert growth.param_count(model, growth.widths_of(model)) == count_params(model)
     model = vgg((16, 16, 1), 5, width=0.25)
-    old = growth.widths_of(model)
-    pool = [o + 3 * 2 for o in old]
-    fresh = {layer.name: growth._fresh_map(o, p) for layer, o, p in zip(growth.growable_layers(model), old, pool)}
-    wide = growth._carry(model, growth._build(model, pool, 0), fresh, zero_outgoing=True)
-    growth._calibrate(wide, x, fresh)
-    scores = growth._outgoing_scores(wide, x, y)
-    assert all(s[o:].max() > 0 for s, o in zip(scores.values(), old))
-    grown = growth.grow(model, [o + 2 for o in old], "firefly", x, y, candidates=3)
-    best = np.argsort(-scores["conv1"][old[0]:])[:2] + old[0]
-    kept = grown.get_layer("conv1").kernel.numpy()[..., old[0]:]
-    np.testing.assert_allclose(kept, wide.get_layer("conv1").kernel.numpy()[..., np.sort(best)])
+    with pytest.raises(KerasEdgeError, match="target"):
+        growth.fit_widths(model, count_params(model) - 1)
 
 
-def test_residual_models_are_rejected_clearly():
-    with pytest.raises(KerasEdgeError, match="chain-shaped"):
-        growth.widths_of(resnet((16, 16, 1), 5, width=0.25))
+def test_residual_models_grow_only_inside_blocks():
+    assert [layer.name for layer in growth.growable_layers(resnet((16, 16, 1), 5))] == \
+        ["block1_a_conv", "block2_a_conv", "block3_a_conv"]
+    names = [layer.name for layer in growth.growable_layers(MODELS["mobilenet_v2"]())]
+    assert "block2_expand" in names and not any(n.endswith("_project") and n != "block3_project" for n in names)
+
+
+def test_model_without_growable_layers_is_rejected_clearly():
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    with pytest.raises(KerasEdgeError, match="no layer whose width can grow"):
+        growth.widths_of(model)
+
+
+def test_m_shot_targets_grow_geometrically_to_the_final_size():
+    plan = growth.shot_targets(1000, 8000, 3)
+    assert plan == [2000, 4000, 8000]
 
 
 def test_grown_model_keeps_layer_settings(batch):
     model = vgg((16, 16, 1), 5, width=0.25, bn_momentum=0.9)
-    grown = growth.grow(model, [w + 1 for w in growth.widths_of(model)], "split", *batch)
+    grown, _ = growth.grow_to(model, count_params(model) + 500, "firefly", *batch, candidates=2)
     assert grown.get_layer("bn3").momentum == 0.9 and grown.get_layer("conv3").padding == "same"

@@ -1,247 +1,315 @@
-"""Width growth of chain-shaped networks (VGG, the small CNN): new widths, weights carried over.
+"""Width growth: where to add neurons and how to initialise them.
 
-A *growable* layer is a Conv2D or hidden Dense layer; the last Dense layer (the
-classifier) keeps its units. Strategies for the new neurons:
+Strategies (``grow_to``):
 
-- ``firefly``: function-preserving. ``candidates`` times more new neurons than needed
-  get random incoming weights and zero outgoing weights; each is scored by the squared
-  gradient of the loss with respect to its outgoing weights (the first-order loss
-  decrease if they were switched on, Firefly, Wu et al. 2020) and the best are kept.
-- ``split``: function-preserving neuron splitting (Net2WiderNet, Chen et al. 2016):
-  randomly chosen neurons are duplicated and their outgoing weights shared equally.
-- ``random``: new neurons with random incoming and outgoing weights (a baseline).
+- ``firefly`` (cross-layer, Firefly, Wu et al. 2020): every growable layer offers new
+  neurons (random incoming weights, zero outgoing weights) and split candidates (each
+  existing neuron, copied into two with incoming weights ``θ ± ε‖θ‖v`` and half the
+  outgoing weights each). All candidates of all layers are ranked together by the loss
+  decrease they promise on a calibration batch and added best first while the weight
+  count stays within the target, so each layer's width comes out of the data.
+- ``split``: the same ranking with split candidates only (splitting steepest descent).
+- ``uniform``: one width multiplier for all layers (the target reached by bisection,
+  then channel by channel); inside each layer the best of ``candidates`` times more new
+  neurons, scored as in ``firefly``, are kept.
+- ``random``: uniform widths, new neurons with random incoming and outgoing weights (the
+  function changes; a baseline).
 
-BatchNorm statistics of new channels are measured on a calibration batch.
+Scores, in loss decrease for a step of size ``step``: a new neuron whose outgoing weights
+get norm ``step`` in the best direction lowers the loss by ``step * ‖g‖`` (``g``: the
+gradient on its zero outgoing weights); a split along ``v`` by ``step * ‖θ‖`` lowers it
+by ``-step * ‖θ‖ <g₊ - g₋, v> / 2`` (the derivative of the loss along the split at
+``step``, ``g±`` the gradients on the two copies' incoming weights, times ``step / 2``:
+the loss is quadratic in the split). ``v`` starts random and takes ``split_steps``
+normalised gradient steps towards lower loss. The grown model is function-preserving:
+new neurons keep zero outgoing weights and split copies differ by ``split_noise`` (1e-5
+of their weights' norm), so outputs change by far less than 1e-5.
 """
 
 from __future__ import annotations
-
-import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_edge.errors import KerasEdgeError
+from keras_edge_gearnn.widen import Graph, build_widened, calibrate, carry
 
-STRATEGIES = ("firefly", "split", "random")
-
-
-def chain_layers(model) -> list:
-    """The model's layers after the input, checked to form a single chain."""
-    chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    previous = model.inputs[0]
-    for layer in chain:
-        if isinstance(layer.input, (list, tuple)) or layer.input is not previous:
-            raise KerasEdgeError(
-                f"growth supports chain-shaped models (vgg, small_cnn); layer {layer.name!r} of "
-                f"{model.name!r} branches or merges; use model.name = \"vgg\"")
-        previous = layer.output
-    return chain
+STRATEGIES = ("firefly", "split", "uniform", "random")
 
 
 def growable_layers(model) -> list:
-    """Conv2D and Dense layers whose width may grow (all but the classifier)."""
-    weighted = [layer for layer in chain_layers(model) if _is_growable_kind(layer)]
-    return weighted[:-1]
+    """The layers whose width may grow (see ``keras_edge_gearnn.widen``)."""
+    return Graph(model).growable
 
 
 def widths_of(model) -> list[int]:
     """Current widths (filters or units) of the growable layers."""
-    return [int(layer.kernel.shape[-1]) for layer in growable_layers(model)]
+    return Graph(model).widths()
 
 
 def param_count(model, widths) -> int:
-    """Weights the model would have with ``widths`` (BatchNorm statistics included)."""
-    width_of = dict(zip([layer.name for layer in growable_layers(model)], widths))
-    channels, total = int(model.inputs[0].shape[-1]), 0
-    for layer in chain_layers(model):
-        if _is_growable_kind(layer):
-            out = int(width_of.get(layer.name, layer.kernel.shape[-1]))
-            total += math.prod(layer.kernel.shape[:-2]) * channels * out + (out if layer.use_bias else 0)
-            channels = out
-        elif isinstance(layer, keras.layers.Flatten):
-            channels *= math.prod(layer.input.shape[1:-1])
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            total += len(layer.weights) * channels
-        elif layer.weights:
-            raise KerasEdgeError(f"growth cannot resize layer {layer.name!r} ({type(layer).__name__})")
-    return total
+    """Weights ``model`` would have with ``widths`` (BatchNorm statistics included)."""
+    return Graph(model).param_count(widths)
 
 
 def fit_widths(model, target_params: int) -> list[int]:
-    """The widest widths (a common multiplier, then one channel at a time) within ``target_params``."""
-    base = widths_of(model)
-    if param_count(model, base) > target_params:
-        raise KerasEdgeError(
-            f"the model already has {param_count(model, base)} weights, more than the growth target "
-            f"{target_params}; raise plugins.osg.target_params or start from a smaller model")
+    """The widest uniform widths (a common multiplier, then one channel at a time) within ``target_params``."""
+    graph = Graph(model)
+    base = graph.widths()
+    _check_target(graph, target_params)
     scaled = lambda s: [max(w, int(w * s)) for w in base]  # noqa: E731
     lo, hi = 1.0, 2.0
-    while param_count(model, scaled(hi)) <= target_params:
+    while graph.param_count(scaled(hi)) <= target_params:
         lo, hi = hi, hi * 2
     for _ in range(40):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if param_count(model, scaled(mid)) <= target_params else (lo, mid)
+        lo, hi = (mid, hi) if graph.param_count(scaled(mid)) <= target_params else (lo, mid)
     widths = scaled(lo)
     added = True
     while added:
         added = False
         for i in range(len(widths)):
             trial = widths[:i] + [widths[i] + 1] + widths[i + 1:]
-            if param_count(model, trial) <= target_params:
+            if graph.param_count(trial) <= target_params:
                 widths, added = trial, True
     return widths
 
 
-def shot_widths(start, final, shots: int) -> list[list[int]]:
-    """Widths after each of ``shots`` growth steps, geometric from ``start`` to ``final``."""
-    plan = []
-    for k in range(1, shots + 1):
-        step = [max(s, int(round(s * (f / s) ** (k / shots)))) for s, f in zip(start, final)]
-        plan.append(step if k < shots else list(final))
-    return plan
+def shot_targets(start: int, final: int, shots: int) -> list[int]:
+    """Weight-count targets after each of ``shots`` growth steps, geometric from ``start`` to ``final``."""
+    return [int(round(start * (final / start) ** (k / shots))) if k < shots else final for k in range(1, shots + 1)]
 
 
-def grow(model, widths, strategy="firefly", x=None, y=None, candidates=4, seed=0):
-    """Return a copy of ``model`` widened to ``widths``, its weights carried over.
+def grow_to(model, target_params, strategy="firefly", x=None, y=None, candidates=4, seed=0, step=0.1,
+            split_steps=2, split_noise=1e-5):
+    """Return a copy of ``model`` grown to at most ``target_params`` weights, and a report.
 
-    ``x`` (float32 NHWC images) and ``y`` (int labels) are the calibration batch for
-    BatchNorm statistics and, with ``firefly``, the candidate scores.
+    ``x`` (float32 NHWC images) and ``y`` (int labels) are the calibration batch for the
+    scores and for BatchNorm statistics of new channels. The report holds the widths and,
+    for the ranked strategies, how many new and split neurons each layer got.
     """
     if strategy not in STRATEGIES:
         raise KerasEdgeError(f"unknown growth strategy {strategy!r}; choose one of {list(STRATEGIES)}")
-    rng = np.random.default_rng(seed)
-    old = widths_of(model)
-    if any(n < o for n, o in zip(widths, old)) or len(widths) != len(old):
+    if strategy != "random" and (x is None or y is None):
+        raise KerasEdgeError(f"{strategy} growth scores candidates on a batch; pass x and y")
+    if strategy in ("uniform", "random"):
+        widths = fit_widths(model, target_params)
+        return grow(model, widths, strategy, x, y, candidates, seed), {"widths": widths}
+    graph = Graph(model)
+    _check_target(graph, target_params)
+    room = [w - o for w, o in zip(fit_widths(model, target_params), graph.widths())]
+    pool = [candidates * max(r, 1) if strategy == "firefly" else 0 for r in room]
+    probe = _Probe(model, pool, seed, x, y, split=True)
+    new_scores = probe.new_scores(step)
+    split_scores, directions = probe.split_scores(step, split_steps, np.random.default_rng(seed))
+    ranked = sorted(
+        [(s, "new", i, k) for i, scores in enumerate(new_scores) for k, s in enumerate(scores)]
+        + [(s, "split", i, k) for i, scores in enumerate(split_scores) for k, s in enumerate(scores)],
+        key=lambda c: -c[0])
+    widths, chosen = graph.widths(), {"new": [[] for _ in widths_of(model)], "split": [[] for _ in widths_of(model)]}
+    for _, kind, i, k in ranked:
+        trial = widths[:i] + [widths[i] + 1] + widths[i + 1:]
+        if graph.param_count(trial) <= target_params:
+            widths = trial
+            chosen[kind][i].append(k)
+    grown = probe.materialise(chosen, directions, split_noise, seed)
+    report = {"widths": widths, "new": [len(c) for c in chosen["new"]], "split": [len(c) for c in chosen["split"]]}
+    return grown, report
+
+
+def grow(model, widths, strategy="uniform", x=None, y=None, candidates=4, seed=0):
+    """Return a copy of ``model`` widened to the given per-layer ``widths`` (uniform or random growth).
+
+    ``uniform`` keeps, in each layer, the best-scored of ``candidates`` times more new
+    neurons than needed (function-preserving); ``random`` adds random neurons.
+    """
+    if strategy not in ("uniform", "random"):
+        raise KerasEdgeError(f"growth to given widths takes strategy uniform or random, not {strategy!r}")
+    graph = Graph(model)
+    old = graph.widths()
+    if len(widths) != len(old) or any(n < o for n, o in zip(widths, old)):
         raise KerasEdgeError(f"growth widths {list(widths)} must not be below the current {old}")
-    names = [layer.name for layer in growable_layers(model)]
-    if strategy == "firefly":
-        if x is None or y is None:
-            raise KerasEdgeError("firefly growth scores candidates on a batch; pass x and y")
-        pool = [o + candidates * (n - o) for o, n in zip(old, widths)]
-        fresh = {name: _fresh_map(o, p) for name, o, p in zip(names, old, pool)}
-        wide = _carry(model, _build(model, pool, seed), fresh, zero_outgoing=True)
-        _calibrate(wide, x, fresh)
-        scores = _outgoing_scores(wide, x, y)
-        keep = {name: np.concatenate([np.arange(o), o + np.sort(np.argsort(-scores[name][o:])[:n - o])])
-                for name, o, n in zip(names, old, widths)}
-        return _carry(wide, _build(model, widths, seed), keep, zero_outgoing=True)
-    if strategy == "split":
-        maps = {name: np.concatenate([np.arange(o), rng.choice(o, n - o, replace=n - o > o)])
-                for name, o, n in zip(names, old, widths)}
-        return _carry(model, _build(model, widths, seed), maps, zero_outgoing=True)
-    maps = {name: _fresh_map(o, n) for name, o, n in zip(names, old, widths)}
-    grown = _carry(model, _build(model, widths, seed), maps, zero_outgoing=False)
-    _calibrate(grown, x, maps)
-    return grown
+    if strategy == "random":
+        maps = {layer.name: _fresh(o, n) for layer, o, n in zip(graph.growable, old, widths)}
+        grown = build_widened(model, widths, seed)
+        calibrate(grown, x, carry(model, grown, maps, zero_outgoing=False))
+        return grown
+    probe = _Probe(model, [candidates * (n - o) for o, n in zip(old, widths)], seed, x, y, split=False)
+    scores = probe.new_scores(step=1.0)
+    keep = [list(np.argsort(-s)[:n - o]) for s, o, n in zip(scores, old, widths)]
+    return probe.materialise({"new": keep, "split": [[] for _ in old]}, None, 0.0, seed)
 
 
-def _is_growable_kind(layer) -> bool:
-    return isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and not isinstance(
-        layer, keras.layers.DepthwiseConv2D)
+class _Probe:
+    """The model widened by all candidates, where they are scored, and from which the chosen are taken.
+
+    Channel order of each growable layer: the ``o`` existing neurons, then (with
+    ``split``) a copy of each, then the ``pool`` new candidates. New candidates' incoming
+    weights from other layers' extra channels are zeroed, so a new neuron reads only the
+    existing channels, exactly as it will in the grown model.
+    """
+
+    def __init__(self, model, pool, seed, x, y, split):
+        self.model, self.graph, self.x, self.y = model, Graph(model), x, y
+        self.old = self.graph.widths()
+        self.split, self.pool = split, pool
+        copies = [o if split else 0 for o in self.old]
+        maps = {layer.name: np.concatenate([np.arange(o), np.arange(c), -np.ones(p, np.int64)])
+                for layer, o, c, p in zip(self.graph.growable, self.old, copies, pool)}
+        self.net = build_widened(model, [o + c + p for o, c, p in zip(self.old, copies, pool)], seed)
+        channel_maps = self.channel_maps = carry(model, self.net, maps)
+        for layer in self.graph.growable:
+            others = ~_first_copies(channel_maps[self.graph.inputs[layer.name][0]])
+            kernel = self.net.get_layer(layer.name).kernel
+            values = kernel.numpy()
+            block = values[..., others, :]
+            block[..., maps[layer.name] < 0] = 0.0
+            values[..., others, :] = block
+            kernel.assign(values)
+        calibrate(self.net, x, channel_maps)
+        self.theta = [self.net.get_layer(layer.name).kernel.numpy() for layer in self.graph.growable]
+        self.rows = [_existing_rows(channel_maps[self.graph.inputs[layer.name][0]]) for layer in self.graph.growable]
+
+    def _gradients(self):
+        graph = self.graph
+        producers = [self.net.get_layer(layer.name).kernel for layer in graph.growable]
+        consumers = [self.net.get_layer(graph.consumer_of[layer.name].name).kernel for layer in graph.growable]
+        with tf.GradientTape() as tape:
+            logits = self.net(self.x, training=False)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(self.y, logits, from_logits=True))
+        grads = tape.gradient(loss, producers + consumers)
+        return [g.numpy() for g in grads[:len(producers)]], [g.numpy() for g in grads[len(producers):]]
+
+    def new_scores(self, step) -> list[np.ndarray]:
+        """Per layer, the loss decrease of each new candidate with outgoing weights of norm ``step``."""
+        self._set_split(None, 0.0)
+        _, consumer_grads = self._gradients()
+        scores = []
+        for layer, grad, o, p in zip(self.graph.growable, consumer_grads, self.old, self.pool):
+            width = self.net.get_layer(layer.name).kernel.shape[-1]
+            rows = np.sqrt(np.square(grad.reshape(-1, width, grad.shape[-1])).sum(axis=(0, 2)))
+            scores.append(step * rows[width - p:])
+        return scores
+
+    def split_scores(self, step, steps, rng):
+        """Per layer, the loss decrease of splitting each neuron along its direction, and the directions.
+
+        A direction ``v`` covers the incoming weights from the existing input channels (shape
+        ``[..., inputs, o]``, unit norm per neuron)."""
+        if not self.split:
+            return [np.zeros(0) for _ in self.old], None
+        existing = [t[..., r, :o] for t, r, o in zip(self.theta, self.rows, self.old)]
+        directions = [_unit(rng.normal(size=e.shape)) for e in existing]
+        for it in range(steps + 1):
+            self._set_split(directions, step)
+            producer_grads, _ = self._gradients()
+            diffs = [g[..., r, :o] - g[..., r, o:2 * o] for g, r, o in zip(producer_grads, self.rows, self.old)]
+            if it == steps:
+                return [-step * _norms(e) * _dot(d, v) / 2
+                        for e, d, v in zip(existing, diffs, directions)], directions
+            directions = [_unit(v - _unit(d)) for v, d in zip(directions, diffs)]
+
+    def _set_split(self, directions, scale):
+        """Existing neurons get ``θ + scale‖θ‖v``, their copies ``θ - scale‖θ‖v`` (``v = 0`` when None)."""
+        if not self.split:
+            return
+        for i, layer in enumerate(self.graph.growable):
+            values, rows, o = self.theta[i].copy(), self.rows[i], self.old[i]
+            if directions is not None:
+                shift = scale * _norms(values[..., rows, :o]) * directions[i]
+                values[..., rows, :o] += shift
+                values[..., rows, o:2 * o] -= shift
+            self.net.get_layer(layer.name).kernel.assign(values)
+
+    def materialise(self, chosen, directions, noise, seed):
+        """The grown model: existing neurons, the chosen splits (copies ``± noise‖θ‖v``) and new neurons
+        (incoming and per-channel weights taken from the probe)."""
+        graph, widths, maps = self.graph, [], {}
+        for layer, o, splits, news in zip(graph.growable, self.old, chosen["split"], chosen["new"]):
+            splits, news = np.sort(np.asarray(splits, np.int64)), np.sort(np.asarray(news, np.int64))
+            maps[layer.name] = np.concatenate([np.arange(o), splits, -np.ones(len(news), np.int64)])
+            widths.append(o + len(splits) + len(news))
+        grown = build_widened(self.model, widths, seed)
+        channel_maps = carry(self.model, grown, maps)
+        copies = [o if self.split else 0 for o in self.old]
+        for i, (layer, o, c, splits, news) in enumerate(zip(graph.growable, self.old, copies, chosen["split"],
+                                                            chosen["new"])):
+            splits, news = np.sort(np.asarray(splits, np.int64)), np.sort(np.asarray(news, np.int64))
+            target_new = np.arange(o + len(splits), widths[i])
+            probe_new = o + c + news
+            self._take(grown, layer, target_new, probe_new, channel_maps)
+            if len(splits) and directions is not None and noise:
+                kernel = grown.get_layer(layer.name).kernel
+                values = kernel.numpy()
+                rows = _existing_rows(channel_maps[graph.inputs[layer.name][0]])
+                theta = values[..., rows, :][..., splits]
+                shift = noise * _norms(theta) * directions[i][..., splits]
+                block = values[..., rows, :]
+                block[..., splits] = theta + shift
+                block[..., o:o + len(splits)] = theta - shift
+                values[..., rows, :] = block
+                kernel.assign(values)
+        return grown
+
+    def _take(self, grown, layer, target_cols, probe_cols, channel_maps):
+        """Copy new channels' incoming weights (from the existing input channels; zero from the others)
+        and their per-channel weights (bias, BatchNorm, depthwise kernels) from the probe."""
+        if not len(target_cols):
+            return
+        source = self.graph.inputs[layer.name][0]
+        grown_rows, probe_rows = _existing_rows(channel_maps[source]), _existing_rows(self.channel_maps[source])
+        for name in [layer.name] + [p.name for p in self.graph.path(layer)]:
+            src, dst = self.net.get_layer(name), grown.get_layer(name)
+            for s, d in zip(src.weights, dst.weights):
+                values, given = d.numpy(), s.numpy()
+                if name == layer.name and d.ndim > 1:
+                    values[..., target_cols] = 0.0
+                    block = values[..., grown_rows, :]
+                    block[..., target_cols] = given[..., probe_rows, :][..., probe_cols]
+                    values[..., grown_rows, :] = block
+                else:
+                    axis = -2 if d.ndim == 4 else 0
+                    moved = np.moveaxis(values, axis, 0)
+                    moved[target_cols] = np.moveaxis(given, axis, 0)[probe_cols]
+                    values = np.moveaxis(moved, 0, axis)
+                d.assign(values)
 
 
-def _fresh_map(old: int, new: int) -> np.ndarray:
+def _check_target(graph, target_params):
+    current = graph.param_count(graph.widths())
+    if current > target_params:
+        raise KerasEdgeError(
+            f"the model already has {current} weights, more than the growth target {target_params}; "
+            "raise plugins.osg.target_params or start from a smaller model")
+
+
+def _fresh(old: int, new: int) -> np.ndarray:
     return np.concatenate([np.arange(old), -np.ones(new - old, np.int64)])
 
 
-def _build(model, widths, seed):
-    """A fresh copy of ``model``'s architecture with ``widths``, randomly initialised."""
-    width_of = dict(zip([layer.name for layer in growable_layers(model)], widths))
-    order = {layer.name: i for i, layer in enumerate(model.layers)}
-
-    def clone(layer):
-        config = layer.get_config()
-        if layer.name in width_of:
-            config["filters" if isinstance(layer, keras.layers.Conv2D) else "units"] = int(width_of[layer.name])
-        initializer = config.get("kernel_initializer")
-        if isinstance(initializer, dict):
-            initializer["config"] = {**(initializer.get("config") or {}), "seed": seed * 1000 + order[layer.name]}
-        return layer.__class__.from_config(config)
-
-    return keras.models.clone_model(model, clone_function=clone)
+def _first_copies(channel_map):
+    """Channels that are the first to copy their source channel (the existing ones, not split copies or new)."""
+    first = np.zeros(len(channel_map), bool)
+    _, index = np.unique(channel_map, return_index=True)
+    first[index] = True
+    return first & (channel_map >= 0)
 
 
-def _carry(source, target, maps, zero_outgoing):
-    """Copy ``source``'s weights into ``target``; ``maps[layer]`` gives, for each output
-    channel of ``target``'s layer, the source channel it copies (-1: a new one).
-
-    Rows fed by a channel that several target channels copy are divided among them
-    (splitting); rows fed by new channels are zeroed when ``zero_outgoing``, so the
-    function is preserved; new channels keep ``target``'s random incoming weights.
-    """
-    in_map = np.arange(int(source.inputs[0].shape[-1]))
-    for src, dst in zip(chain_layers(source), chain_layers(target)):
-        if _is_growable_kind(src):
-            out_map = maps.get(src.name, np.arange(int(src.kernel.shape[-1])))
-            dst.kernel.assign(_carry_kernel(src.kernel.numpy(), dst.kernel.numpy(), in_map, out_map, zero_outgoing))
-            if src.use_bias:
-                bias = dst.bias.numpy()
-                bias[out_map >= 0] = src.bias.numpy()[out_map[out_map >= 0]]
-                dst.bias.assign(bias)
-            in_map = out_map
-        elif isinstance(src, keras.layers.Flatten):
-            positions = math.prod(src.input.shape[1:-1])
-            old_channels = int(src.input.shape[-1])
-            in_map = np.concatenate([np.where(in_map >= 0, p * old_channels + in_map, -1) for p in range(positions)])
-        elif isinstance(src, keras.layers.BatchNormalization):
-            for s, d in zip(src.weights, dst.weights):
-                values = d.numpy()
-                values[in_map >= 0] = s.numpy()[in_map[in_map >= 0]]
-                d.assign(values)
-    return target
+def _existing_rows(channel_map):
+    """Indices of the channels that are the source's own (first copies), ordered by source channel."""
+    rows = np.flatnonzero(_first_copies(channel_map))
+    return rows[np.argsort(channel_map[rows])]
 
 
-def _carry_kernel(old, new, in_map, out_map, zero_outgoing):
-    known_in, known_out = in_map >= 0, out_map >= 0
-    share = np.bincount(in_map[known_in], minlength=old.shape[-2]).astype(old.dtype)
-    rows = old[..., in_map[known_in], :] / share[in_map[known_in]][:, None]
-    block = new[..., known_in, :]
-    block[..., known_out] = rows[..., out_map[known_out]]
-    new[..., known_in, :] = block
-    if zero_outgoing:
-        new[..., ~known_in, :] = 0.0
-    return new
+def _norms(kernel):
+    """Per output channel (last axis), the norm of its incoming weights."""
+    return np.sqrt(np.square(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0))
 
 
-def _calibrate(model, x, maps):
-    """Set the BatchNorm moving statistics of new channels to those of the batch ``x``."""
-    if x is None:
-        return
-    chain = chain_layers(model)
-    for i, layer in enumerate(chain):
-        if layer.name not in maps:
-            continue
-        norm = next((c for c in chain[i + 1:] if isinstance(c, keras.layers.BatchNormalization)
-                     or _is_growable_kind(c)), None)
-        if not isinstance(norm, keras.layers.BatchNormalization):
-            continue
-        new = maps[layer.name] < 0
-        z = keras.Model(model.inputs[0], layer.output)(x, training=False).numpy()
-        axes = tuple(range(z.ndim - 1))
-        for variable, stat in ((norm.moving_mean, z.mean(axes)), (norm.moving_variance, z.var(axes))):
-            values = variable.numpy()
-            values[new] = stat[new]
-            variable.assign(values)
+def _unit(v):
+    return v / np.maximum(_norms(v), 1e-12)
 
 
-def _outgoing_scores(model, x, y):
-    """Per growable layer, per channel: squared gradient of the loss w.r.t. its outgoing weights."""
-    chain = chain_layers(model)
-    growable = growable_layers(model)
-    consumers = {}
-    for layer in growable:
-        i = chain.index(layer)
-        consumers[layer.name] = next(c for c in chain[i + 1:] if _is_growable_kind(c))
-    kernels = [consumers[layer.name].kernel for layer in growable]
-    with tf.GradientTape() as tape:
-        logits = model(x, training=False)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-    grads = tape.gradient(loss, kernels)
-    scores = {}
-    for layer, grad in zip(growable, grads):
-        g = tf.square(grad).numpy()
-        channels = int(layer.kernel.shape[-1])
-        scores[layer.name] = g.reshape(-1, channels, g.shape[-1]).sum(axis=(0, 2))
-    return scores
+def _dot(a, b):
+    return (a.reshape(-1, a.shape[-1]) * b.reshape(-1, b.shape[-1])).sum(axis=0)

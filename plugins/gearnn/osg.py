@@ -10,7 +10,7 @@ import numpy as np
 from keras_edge import hookimpl
 from keras_edge.errors import RecipeError
 from keras_edge.models import count_params
-from keras_edge_gearnn.growth import fit_widths, grow, shot_widths, widths_of
+from keras_edge_gearnn.growth import fit_widths, grow_to, param_count, shot_targets, widths_of
 
 BYTES_PER_WEIGHT = 4
 """float32 weights: a byte target is divided by this to get a weight count."""
@@ -29,13 +29,20 @@ class Options:
     grow_after: int = 1
     """Epochs of the stage trained at the initial size before the first growth step."""
     shots: int = 1
-    """Growth steps reaching the final size: 1 is One-Shot Growth, more is m-shot growth."""
+    """Growth steps reaching the final size: 1 is One-Shot Growth, more is m-shot growth
+    (weight counts geometric between the start and the target)."""
     every: int = 1
     """Epochs between two growth steps when shots > 1."""
-    strategy: Literal["firefly", "split", "random"] = "firefly"
-    """How new neurons are chosen and initialised (see the method card)."""
+    strategy: Literal["firefly", "split", "uniform", "random"] = "firefly"
+    """Where neurons are added and how they are initialised (see the method card)."""
     candidates: int = 4
-    """Firefly: candidate neurons drawn per neuron added."""
+    """New-neuron candidates drawn per neuron a uniform growth would add to a layer."""
+    step: float = 0.1
+    """Step size at which new-neuron and split candidates are compared (predicted loss decrease)."""
+    split_steps: int = 2
+    """Normalised gradient steps that refine each split direction before it is scored."""
+    split_noise: float = 1e-5
+    """Split copies get incoming weights θ ± split_noise·‖θ‖·v (breaks their symmetry; keeps the function)."""
     examples: int = 256
     """Training examples used to score candidates and calibrate BatchNorm statistics."""
     seed: int = 0
@@ -46,6 +53,8 @@ class Options:
             raise RecipeError(f"plugins.osg.gamma: must be greater than 1 (a growth), got {self.gamma}; use e.g. 2.0")
         if self.target_params and self.target_bytes:
             raise RecipeError("plugins.osg: set target_params or target_bytes, not both; remove one")
+        if self.step <= 0 or self.split_noise < 0 or self.split_steps < 0:
+            raise RecipeError("plugins.osg: step must be positive, split_noise and split_steps not negative")
         for key in ("grow_after", "shots", "every", "candidates", "examples"):
             if getattr(self, key) < 1:
                 raise RecipeError(f"plugins.osg.{key}: must be at least 1, got {getattr(self, key)}")
@@ -76,16 +85,17 @@ class OneShotGrowth:
             return None
         if self.plan is None:
             start = widths_of(model)
-            final = fit_widths(model, o.target) if o.target else [max(w, round(w * o.gamma)) for w in start]
-            self.plan = shot_widths(start, final, o.shots)
+            final = o.target or param_count(model, [max(w, round(w * o.gamma)) for w in start])
+            fit_widths(model, final)  # a target below the current size is an error
+            self.plan = shot_targets(param_count(model, start), final, o.shots)
         rng = np.random.default_rng(o.seed + self.shots_done)
         pick = rng.choice(len(ctx.data.x_train), min(o.examples, len(ctx.data.x_train)), replace=False)
         x = ctx.data.x_train[pick].astype("float32") / 255.0
-        grown = grow(model, self.plan[self.shots_done], o.strategy, x, ctx.data.y_train[pick],
-                     o.candidates, o.seed + self.shots_done)
+        grown, report = grow_to(model, self.plan[self.shots_done], o.strategy, x, ctx.data.y_train[pick],
+                                o.candidates, o.seed + self.shots_done, o.step, o.split_steps, o.split_noise)
         self.shots_done += 1
         ctx.scratch.setdefault("osg", []).append(
-            {"epoch": ctx.epoch, "widths": widths_of(grown), "params": count_params(grown)})
+            {"epoch": ctx.epoch, **report, "params": count_params(grown)})
         return grown
 
     @hookimpl
