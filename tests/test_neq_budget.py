@@ -9,7 +9,7 @@ import pytest
 from keras_edge.errors import RecipeError
 from keras_edge.models import build_model
 from keras_edge.recipe import ModelConfig
-from keras_edge_neq.budget import CostModel
+from keras_edge_neq.budget import BudgetOptions, CostModel
 from keras_edge_neq.fill import candidates, greedy_fill
 from keras_edge_neq.neurons import neuron_layers, neuron_masks
 
@@ -47,7 +47,7 @@ def test_neurons_own_their_kernel_slice_bias_and_batchnorm_channel():
 def test_memory_model_matches_a_hand_count():
     model = dense_model()
     layers = neuron_layers(model)
-    cost = CostModel("bytes", batch_size=2, optimizer_slots=1)   # 12 bytes a parameter, 8 a saved value
+    cost = CostModel("bytes", batch_size=2, optimizer_slots=1, accounting="all")  # 12 B a parameter, 8 a saved value
     masks = masks_for(layers, {"hidden": [0], "classifier": [0, 1]})
     # 13 parameters (5 of one hidden unit, 8 of the classifier); inputs kept: 4 + 3 channels
     assert cost.selection_cost(model, layers, masks) == 13 * 12 + (4 + 3) * 2 * 4
@@ -57,17 +57,21 @@ def test_memory_model_matches_a_hand_count():
     # conv neuron: 18 + 2 params, its 2 input channels x 16 positions, its BN output (16 positions)
     expected = (20 + 8) * 12 + (2 * 16 + 16 + 3) * 2 * 4
     assert cost.selection_cost(model, layers, masks) == expected
-    assert CostModel("params").selection_cost(model, layers, masks) == 28
+    assert CostModel("params", accounting="all").selection_cost(model, layers, masks) == 28
+    # the authors' accounting: only the convolution's kernel slice (18), its 2 input channels kept
+    conv_cost = CostModel("bytes", batch_size=2, optimizer_slots=1, accounting="conv")
+    assert conv_cost.selection_cost(model, layers, masks) == 18 * 12 + 2 * 16 * 2 * 4
 
 
-@pytest.mark.parametrize("unit,limit", [("params", 30000), ("bytes", 400000)])
-def test_greedy_fill_accounts_exactly_and_stays_within_the_limit(unit, limit):
+@pytest.mark.parametrize("unit,limit,accounting", [("params", 30000, "all"), ("bytes", 400000, "all"),
+                                                   ("params", 12000, "conv"), ("bytes", 300000, "conv")])
+def test_greedy_fill_accounts_exactly_and_stays_within_the_limit(unit, limit, accounting):
     model = build_model(ModelConfig("mobilenet_v2", 0.35), (16, 16, 1), 10)
     layers = neuron_layers(model)
-    cost = CostModel(unit, batch_size=8, optimizer_slots=2)
+    cost = CostModel(unit, batch_size=8, optimizer_slots=2, accounting=accounting)
     rng = np.random.default_rng(0)
     for _ in range(3):
-        selected = greedy_fill(layers, rng.permutation(len(candidates(layers)[0])), cost, limit)
+        selected = greedy_fill(layers, rng.permutation(len(candidates(layers)[0])), cost, limit, "skip")
         spent = sum(cost.neuron_cost(layer)[0] * selected[layer.name].sum()
                     + cost.neuron_cost(layer)[1] * selected[layer.name].any() for layer in layers)
         masks = neuron_masks(layers, selected)
@@ -79,7 +83,7 @@ def test_greedy_fill_accounts_exactly_and_stays_within_the_limit(unit, limit):
 def test_stop_fill_ends_at_the_first_neuron_that_does_not_fit_and_skip_goes_on():
     model = dense_model()
     layers = neuron_layers(model)
-    cost = CostModel("params")
+    cost = CostModel("params", accounting="all")
     limit = 2 * 4 + 5  # the classifier and one hidden unit
     order = [0, 1, 2]
     assert greedy_fill(layers, order, cost, limit, "stop")["hidden"].tolist() == [True, False, False]
@@ -90,14 +94,17 @@ def test_stop_fill_ends_at_the_first_neuron_that_does_not_fit_and_skip_goes_on()
 def test_a_limit_below_the_classifier_names_the_key_and_the_minimum():
     layers = neuron_layers(dense_model())
     with pytest.raises(RecipeError, match=r"plugins.x.budget: 7 params .* classifier alone needs \(8 params\)"):
-        greedy_fill(layers, [], CostModel("params"), 7, where="plugins.x.budget")
+        greedy_fill(layers, [], CostModel("params", accounting="all"), 7, where="plugins.x.budget")
 
 
 def test_cost_model_reads_the_stage_optimizer_and_batch():
     def stage(optimizer, momentum):
         return types.SimpleNamespace(train=types.SimpleNamespace(optimizer=optimizer, momentum=momentum),
                                      data=types.SimpleNamespace(batch_size=16))
-    assert CostModel.for_stage("bytes", stage("adam", 0.9)).bytes_per_param == 16
-    assert CostModel.for_stage("bytes", stage("sgd", 0.9)).bytes_per_param == 12
-    assert CostModel.for_stage("bytes", stage("sgd", 0.0)).bytes_per_param == 8
-    assert CostModel.for_stage("fraction", stage("sgd", 0.0)).unit == "params"
+    in_bytes = BudgetOptions(budget=1000, budget_unit="bytes")
+    assert CostModel.for_stage(in_bytes, stage("adam", 0.9)).bytes_per_param == 16
+    assert CostModel.for_stage(in_bytes, stage("sgd", 0.9)).bytes_per_param == 12
+    assert CostModel.for_stage(in_bytes, stage("sgd", 0.0)).bytes_per_param == 8
+    assert CostModel.for_stage(BudgetOptions(), stage("sgd", 0.0)).unit == "params"
+    assert CostModel.for_stage(BudgetOptions(), stage("sgd", 0.0)).accounting == "conv"
+    assert CostModel.for_stage(None, stage("sgd", 0.0)).accounting == "all"

@@ -10,7 +10,7 @@ from keras_edge.runner import run_recipe
 from keras_edge_neq.budget import CostModel
 from keras_edge_neq.classifier_only import ClassifierOnly
 from keras_edge_neq.neq_velocity import NeqVelocity
-from keras_edge_neq.neurons import neuron_layers
+from keras_edge_neq.neurons import in_scope, neuron_layers
 from keras_edge_neq.random_selection import NeqRandom
 from keras_edge_neq.sparse_update import SparseUpdate
 from tests.conftest import tiny
@@ -38,9 +38,10 @@ class WeightWatcher:
         selected = {v.path: np.broadcast_to(np.asarray(self.selector.masks[v.path]) != 0, v.shape)
                     for v in model.trainable_variables}
         options = ctx.options.get(self.selector.name)
-        cost_model = CostModel.for_stage(options.budget_unit if options else "params", ctx.stage)
-        limit = cost_model.limit(options, model) if options else np.inf
-        cost = cost_model.selection_cost(model, neuron_layers(model), changed)
+        cost_model = CostModel.for_stage(options, ctx.stage)
+        layers = in_scope(neuron_layers(model), options.candidates) if options else neuron_layers(model)
+        limit = cost_model.limit(options, model, layers) if options else np.inf
+        cost = cost_model.selection_cost(model, layers, changed)
         self.epochs.append({"changed": changed, "selected": selected, "cost": cost, "limit": limit})
 
 
@@ -62,13 +63,15 @@ def budget_run(name, options, train=None, epochs=3, out=None):
 
 CASES = {
     "velocity-sgd": ("neq_velocity", {"budget": 0.3}, {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.05}),
-    "velocity-bytes-adam": ("neq_velocity", {"budget": 60000, "budget_unit": "bytes", "rank": "velocity_per_cost"},
+    "velocity-bytes-adam": ("neq_velocity", {"budget": 60000, "budget_unit": "bytes", "accounting": "all",
+                                             "candidates": "conv_dense", "velocity_at": "batchnorm",
+                                             "rank": "velocity", "fill": "skip", "recurrence": "paper"},
                             {"optimizer": "adam", "weight_decay": 0.05}),
     "velocity-full-first": ("neq_velocity", {"budget": 0.3, "first_selection": "full"}, {}),
     "random-stop": ("neq_random", {"budget": 0.3, "fill": "stop"},
                     {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.1}),
     "sparse_update": ("sparse_update", {"bias_layers": 2, "weight_layers": ["conv2"], "weight_ratios": [0.5],
-                                        "budget": 0.2}, {"optimizer": "sgd", "momentum": 0.9}),
+                                        "budget": 0.5}, {"optimizer": "sgd", "momentum": 0.9}),
     "classifier_only": ("classifier_only", None, {"optimizer": "adam"}),
 }
 _RUNS = {}
@@ -121,6 +124,40 @@ def test_velocity_reselects_every_epoch_and_writes_the_last_selection(run_case):
             assert saved[path].dtype == np.uint8 and saved[path].shape == mask.shape
             np.testing.assert_array_equal(saved[path], mask)
     assert 0 < summary["stages"]["train"]["neq_velocity_fraction"] <= 0.3
+    for mask in masks:   # the authors' candidates: convolutions; BatchNorm trains on every channel
+        assert not mask["fc/kernel"].any() and not mask["fc/bias"].any()
+        assert mask["bn1/gamma"].all() and mask["bn2/beta"].all() and mask["classifier/kernel"].all()
+
+
+class StatisticsWatcher:
+    """BatchNorm moving statistics at the start of the first epoch and at the end of the stage."""
+
+    autouse = True
+
+    @hookimpl
+    def on_epoch_start(self, ctx):
+        if ctx.epoch == 0:
+            self.start = {v.path: v.numpy().copy() for v in ctx.model.non_trainable_variables}
+
+    @hookimpl
+    def on_stage_end(self, ctx):
+        self.end = {v.path: v.numpy().copy() for v in ctx.model.non_trainable_variables}
+
+
+@pytest.mark.parametrize("statistics", ["keep", "update"])
+def test_frozen_channels_keep_their_batchnorm_statistics_when_asked(statistics):
+    selector, watcher = NeqRandom(), StatisticsWatcher()
+    recipe = tiny(train={"epochs": 1}, plugins={"enable": ["neq_random"], "neq_random": {
+        "budget": 0.3, "frozen_bn_statistics": statistics}})
+    run_recipe(parse_recipe(recipe, catalog={"neq_random": NeqRandom.Options, "stats": None}),
+               extra_plugins={"neq_random": selector, "stats": watcher})
+    for conv, bn in (("conv1", "bn1"), ("conv2", "bn2")):
+        frozen = ~np.asarray(selector.masks[f"{conv}/kernel"], bool).reshape(-1)
+        assert frozen.any() and not frozen.all()
+        for stat in ("moving_mean", "moving_variance"):
+            before, after = watcher.start[f"{bn}/{stat}"], watcher.end[f"{bn}/{stat}"]
+            assert (before[~frozen] != after[~frozen]).all()
+            assert (before[frozen] == after[frozen]).all() == (statistics == "keep")
 
 
 def test_full_first_selection_trains_everything_once_then_keeps_the_budget(run_case):
@@ -131,7 +168,7 @@ def test_full_first_selection_trains_everything_once_then_keeps_the_budget(run_c
 
 def test_a_budget_below_the_classifier_is_a_clear_error():
     with pytest.raises(KerasEdgeError, match="less than the classifier alone needs"):
-        budget_run("neq_velocity", {"budget": 20, "budget_unit": "params"}, epochs=1)
+        budget_run("neq_velocity", {"budget": 20, "budget_unit": "params", "accounting": "all"}, epochs=1)
 
 
 @pytest.mark.parametrize("options,problem", [

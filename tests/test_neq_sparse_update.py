@@ -37,8 +37,10 @@ def test_scheme_updates_biases_of_last_layers_and_the_strongest_input_channels()
     assert set(masks) == {"classifier/kernel", "classifier/bias", "conv_b/bias", "bn/beta", "conv/kernel"}
     np.testing.assert_array_equal(masks["conv/kernel"].reshape(-1), [0, 1, 0, 1])   # channels 1 and 3
     assert masks["conv/kernel"].shape == (1, 1, 4, 1)
-    # cost: classifier 12, conv_b bias 5, bn beta 3, conv kernel 2 input channels x 3 outputs
-    assert CostModel("params").selection_cost(model, layers, masks) == 12 + 5 + 3 + 6
+    # all counted: classifier 12, conv_b bias 5, bn beta 3, conv kernel 2 input channels x 3 outputs
+    assert CostModel("params", accounting="all").selection_cost(model, layers, masks) == 12 + 5 + 3 + 6
+    # the authors' accounting: convolution kernels and biases only
+    assert CostModel("params", accounting="conv").selection_cost(model, layers, masks) == 5 + 6
 
 
 @pytest.mark.parametrize("options,problem", [
@@ -70,17 +72,18 @@ def test_evolutionary_search_finds_the_best_scheme_that_fits():
                             model=model, stage=stage)
     layers = neuron_layers(model)
     for budget in (25, 30, 45, 60):
-        found = evolve_scheme(contrib, SchemeOptions(budget=budget, budget_unit="params"))
+        found = evolve_scheme(contrib, SchemeOptions(budget=budget, budget_unit="params", accounting="all"))
         best = -1.0
         for k, a, b in itertools.product(range(3), (0, 0.5, 1.0), (0, 0.5, 1.0)):
             chosen = [(n, r) for n, r in (("conv", a), ("conv_b", b)) if r]
             scheme = SchemeOptions(bias_layers=k, weight_layers=tuple(n for n, _ in chosen),
                                    weight_ratios=tuple(r for _, r in chosen))
-            if CostModel("params").selection_cost(model, layers, scheme_masks(layers, scheme)) <= budget:
+            if CostModel("params", accounting="all").selection_cost(model, layers,
+                                                                    scheme_masks(layers, scheme)) <= budget:
                 best = max(best, contrib.bias[k] + sum(contrib.weight[n][r] for n, r in chosen))
         assert found["predicted_gain"] == pytest.approx(best)
     with pytest.raises(RecipeError, match="classifier alone"):
-        evolve_scheme(contrib, SchemeOptions(budget=5, budget_unit="params"))
+        evolve_scheme(contrib, SchemeOptions(budget=5, budget_unit="params", accounting="all"))
 
 
 def test_search_is_a_command_and_needs_a_fine_tuning_stage():
@@ -99,7 +102,7 @@ def test_contribution_analysis_trains_each_candidate_on_the_last_stage(cache_dir
         {"name": "finetune", "data": {"synthetic_classes": 3, "seed": 1}},
     ]))
     contrib = contribution_analysis(recipe, epochs=1, ratios=(1.0,), max_layers=1)
-    assert contrib.layers == ["fc"]
-    assert len(contrib.bias) == 2 and list(contrib.weight["fc"]) == [1.0]
+    assert contrib.layers == ["conv2"]   # convolutions only: the authors' candidates
+    assert len(contrib.bias) == 2 and list(contrib.weight["conv2"]) == [1.0]
     assert 0.0 <= contrib.baseline <= 1.0
     assert contrib.model.output_shape[-1] == 3

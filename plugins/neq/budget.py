@@ -10,8 +10,9 @@ Memory model (``budget_unit = "bytes"``), float32 throughout, for one training s
 * an updated BatchNorm scale keeps its channel's normalised output (positions x batch);
   biases and BatchNorm shifts need nothing saved.
 
-Not counted: the frozen weights (they are needed for inference anyway) and the
-activation-function masks that carry the gradient back through frozen layers.
+Not counted: the frozen weights (they are needed for inference anyway), the
+activation-function masks that carry the gradient back through frozen layers, and under
+the authors' ``accounting = "conv"`` the classifier and BatchNorm (outside the budget).
 """
 
 from __future__ import annotations
@@ -34,10 +35,22 @@ class BudgetOptions:
     plugin: typing.ClassVar[str] = "neq"
 
     budget: float = 0.25
-    """How much may be updated, in ``budget_unit`` (default 25% of the parameters)."""
+    """How much may be updated, in ``budget_unit`` (default 25% of the budget's denominator)."""
     budget_unit: Unit = "fraction"
-    """fraction: share of the trainable parameters, in (0, 1]; params: a parameter count;
-    bytes: training memory per step under the memory model of the README."""
+    """fraction: share of the denominator (see ``accounting``), in (0, 1]; params: a
+    parameter count; bytes: training memory per step under the memory model of the README."""
+    accounting: typing.Literal["conv", "all"] = "conv"
+    """conv (the authors' code): the budget counts the kernels and biases of the candidate
+    layers only; the classifier always trains and BatchNorm scales and shifts train on
+    every channel, all outside the budget. all: every trainable parameter counts, the
+    classifier is charged first and a neuron's BatchNorm channel moves (and is paid) with it."""
+    candidates: typing.Literal["conv", "conv_dense"] = "conv"
+    """Which layers' neurons may be selected: convolutions (the authors' code), or also
+    hidden dense layers (their velocities are normalised per kind before ranking)."""
+    frozen_bn_statistics: typing.Literal["update", "keep"] = "update"
+    """update (the authors' code): BatchNorm moving statistics follow every training batch;
+    keep: the statistics of channels whose neuron is frozen are restored after each epoch."""
+
     def __post_init__(self):
         key = f"plugins.{self.plugin}.budget"
         if self.budget_unit == "fraction" and not 0 < self.budget <= 1:
@@ -50,18 +63,21 @@ class BudgetOptions:
 
 @dataclasses.dataclass(frozen=True)
 class CostModel:
-    """Prices selections in one unit: parameters, or bytes for a given batch and optimizer."""
+    """Prices selections in one unit (parameters, or bytes for a given batch and optimizer)
+    under one accounting (``"conv"``: kernels and biases outside the classifier; ``"all"``)."""
 
     unit: str = "params"
     batch_size: int = 1
     optimizer_slots: int = 0
+    accounting: str = "conv"
 
     @classmethod
-    def for_stage(cls, unit: str, stage) -> "CostModel":
-        """The cost model of a recipe stage (its batch size and optimizer)."""
+    def for_stage(cls, options, stage) -> "CostModel":
+        """The cost model of budget ``options`` (``None``: parameters, all counted) in a recipe stage."""
         train = stage.train
         slots = 2 if train.optimizer == "adam" else int(train.momentum > 0)
-        return cls("params" if unit == "fraction" else unit, stage.data.batch_size, slots)
+        unit = "params" if options is None or options.budget_unit == "fraction" else options.budget_unit
+        return cls(unit, stage.data.batch_size, slots, "all" if options is None else options.accounting)
 
     @property
     def bytes_per_param(self) -> int:
@@ -71,13 +87,29 @@ class CostModel:
     def bytes_per_activation(self) -> int:
         return BYTES_PER_VALUE * self.batch_size
 
+    def charged(self, layer) -> bool:
+        """Whether the layer's neurons count against the budget."""
+        return self.accounting == "all" or not layer.is_classifier
+
+    def charged_variables(self, model, layers) -> list:
+        """The variables whose selected entries the budget counts."""
+        if self.accounting == "all":
+            return list(model.trainable_variables)
+        return [v for layer in layers if self.charged(layer) for v in (layer.kernel, layer.bias) if v is not None]
+
+    def neuron_params(self, layer) -> int:
+        """Parameters one neuron of ``layer`` is charged for."""
+        return layer.params_per_neuron if self.accounting == "all" else layer.own_params_per_neuron
+
     def neuron_cost(self, layer) -> tuple[float, float]:
         """(cost of one neuron of ``layer``, extra cost of the layer's first selected neuron)."""
+        if not self.charged(layer):
+            return 0.0, 0.0
         if self.unit == "params":
-            return float(layer.params_per_neuron), 0.0
+            return float(self.neuron_params(layer)), 0.0
         act = self.bytes_per_activation
-        cost = layer.params_per_neuron * self.bytes_per_param
-        if layer.gamma is not None:
+        cost = self.neuron_params(layer) * self.bytes_per_param
+        if layer.gamma is not None and self.accounting == "all":
             cost += layer.multiplier * layer.out_positions * act
         if layer.depthwise:
             return float(cost + layer.in_positions * act), 0.0
@@ -88,24 +120,26 @@ class CostModel:
         def selected(variable):
             return np.broadcast_to(np.asarray(masks.get(variable.path, 0.0)) != 0, variable.shape)
 
-        params = sum(int(selected(v).sum()) for v in model.trainable_variables)
+        params = sum(int(selected(v).sum()) for v in self.charged_variables(model, layers))
         if self.unit == "params":
             return float(params)
         total = params * self.bytes_per_param
         for layer in layers:
+            if not self.charged(layer):
+                continue
             kernel = selected(layer.kernel)
             kernel = kernel.reshape(-1, *kernel.shape[-2:])
             total += int(kernel.any(axis=(0, 2)).sum()) * layer.in_positions * self.bytes_per_activation
-            if layer.gamma is not None:
+            if layer.gamma is not None and self.accounting == "all":
                 total += int(selected(layer.gamma).sum()) * layer.out_positions * self.bytes_per_activation
         return float(total)
 
-    def limit(self, options: BudgetOptions, model) -> float:
-        """The budget in this model's units."""
+    def denominator(self, model, layers) -> int:
+        """Parameters a budget fraction is a share of: the charged variables in full."""
+        return sum(int(np.prod(v.shape)) for v in self.charged_variables(model, layers))
+
+    def limit(self, options: BudgetOptions, model, layers) -> float:
+        """The budget in this model's units (a fraction is rounded down, as the authors' code does)."""
         if options.budget_unit == "fraction":
-            return float(np.floor(options.budget * trainable_params(model)))
+            return float(np.floor(options.budget * self.denominator(model, layers)))
         return float(options.budget)
-
-
-def trainable_params(model) -> int:
-    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)

@@ -15,9 +15,9 @@ from keras_edge_neq.budget import BudgetOptions
 class FillOptions(BudgetOptions):
     """Budget options of the plugins that fill the budget neuron by neuron."""
 
-    fill: typing.Literal["skip", "stop"] = "skip"
-    """Greedy fill: skip a neuron that does not fit and try the next (skip), or stop at
-    the first one that does not fit, as the paper's cumulative cost formula reads (stop)."""
+    fill: typing.Literal["stop", "skip"] = "stop"
+    """Greedy fill: stop at the first neuron that does not fit (the paper's cumulative cost
+    and the authors' code), or skip it and try the next ones (uses the budget fully)."""
 
 
 def candidates(layers) -> tuple[np.ndarray, np.ndarray]:
@@ -27,12 +27,13 @@ def candidates(layers) -> tuple[np.ndarray, np.ndarray]:
     return pairs[:, 0], pairs[:, 1]
 
 
-def greedy_fill(layers, order, cost_model, limit: float, fill: str = "skip", where: str = "budget") -> dict:
+def greedy_fill(layers, order, cost_model, limit: float, fill: str = "stop", where: str = "budget") -> dict:
     """Select the classifier and then the neurons ``order`` lists (an index into
     ``candidates(layers)``) while the total cost stays within ``limit``.
 
     Returns ``{layer name: bool array of its selected neurons}``. Raises a
-    ``RecipeError`` naming ``where`` when the classifier alone does not fit.
+    ``RecipeError`` naming ``where`` when the classifier alone does not fit (it costs
+    nothing under the ``conv`` accounting).
     """
     costs = [cost_model.neuron_cost(layer) for layer in layers]
     selected = {layer.name: np.zeros(layer.units, bool) for layer in layers}

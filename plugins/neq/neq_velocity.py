@@ -1,9 +1,9 @@
 """NEq-inspired selection under a budget (Quelennec et al. 2023, arXiv 2312.05282).
 
 Every epoch, the neurons' velocities are measured on a fixed velocity set (see
-``velocity.py``), neurons are ranked by ``|velocity|`` (optionally per unit of cost)
-and added greedily, after the classifier, while the selection fits the budget. The
-first epoch has no velocity yet and uses ``first_selection``.
+``velocity.py``), neurons are ranked by ``|velocity| / cost`` (the authors' code) or
+``|velocity|`` and added greedily, after the classifier, while the selection fits the
+budget. The first epoch has no velocity yet and uses ``first_selection``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ class VelocityOptions(FillOptions):
     """Velocity momentum mu_eq of NEq (paper and reference default 0.5)."""
     velocity_samples: int = 128
     """How many validation examples form the fixed velocity set."""
-    rank: typing.Literal["velocity", "velocity_per_cost"] = "velocity"
-    """Rank neurons by |velocity| (the paper) or by |velocity| / cost of the neuron."""
+    rank: typing.Literal["velocity_per_cost", "velocity"] = "velocity_per_cost"
+    """Rank neurons by |velocity| / cost of the neuron (the authors' code) or by |velocity|."""
+    recurrence: typing.Literal["code", "paper"] = "code"
+    """Velocity recurrence: the authors' code (default) or NEq's equation; see velocity.py."""
+    velocity_at: typing.Literal["layer", "batchnorm"] = "layer"
+    """Measure a neuron's output before its BatchNorm (the authors' hooks) or after it."""
     first_selection: typing.Literal["random", "sparse_update", "full"] = "random"
     """First epoch (no velocity yet): a random fill; the scheme of ``[plugins.sparse_update]``
     (it must fit this budget); or every weight, an unbudgeted warm-up epoch."""
@@ -65,15 +69,12 @@ class NeqVelocity(SelectionPlugin):
         where = f"plugins.{self.name}.budget"
         body = [layer for layer in layers if not layer.is_classifier]
         if self.tracker is None:
-            self.tracker = VelocityTracker(options.mu_eq)
+            self.tracker = VelocityTracker(options.mu_eq, options.recurrence, options.velocity_at)
         velocity = self.tracker.update(model, body, velocity_set(ctx, options.velocity_samples))
         if velocity is None:
             return self.first(ctx, model, layers, cost_model, limit, options, where)
-        layer_index, neuron_index = candidates(layers)
-        speed = np.abs(np.concatenate([velocity[layer.name] for layer in body]))
-        if options.rank == "velocity_per_cost":
-            speed = speed / np.array([cost_model.neuron_cost(layers[i])[0] for i in layer_index])
-        order = np.argsort(-speed, kind="stable")
+        score = rank_scores(layers, velocity, cost_model, options.rank)
+        order = np.argsort(-score, kind="stable")
         return neuron_masks(layers, greedy_fill(layers, order, cost_model, limit, options.fill, where))
 
     def first(self, ctx, model, layers, cost_model, limit, options, where):
@@ -95,6 +96,23 @@ class NeqVelocity(SelectionPlugin):
     @hookimpl
     def load_state_dict(self, state):
         self.tracker = VelocityTracker.load(state)
+
+
+def rank_scores(layers, velocity: dict, cost_model, rank: str) -> np.ndarray:
+    """Score of every candidate neuron (``candidates(layers)`` order): ``|velocity|``, divided
+    by the neuron's cost for ``velocity_per_cost``. Dense and convolution neurons are on
+    different scales, so when both are candidates each kind is divided by its mean score."""
+    layer_index, _ = candidates(layers)
+    score = np.abs(np.concatenate([velocity[layer.name] for layer in layers if not layer.is_classifier]))
+    if rank == "velocity_per_cost":
+        costs = np.array([cost_model.neuron_cost(layers[i])[0] for i in layer_index])
+        score = score / np.maximum(costs, 1e-12)
+    dense = np.array([layers[i].is_dense for i in layer_index], bool)
+    if dense.any() and not dense.all():
+        for kind in (dense, ~dense):
+            mean = score[kind].mean()
+            score[kind] = score[kind] / mean if mean > 0 else score[kind]
+    return score
 
 
 def velocity_set(ctx, samples: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 """The neurons of a Keras model: one per output channel of each convolution and dense layer.
 
-A neuron owns its slice of the layer's kernel (its fan-in), its bias, and the scale
+A neuron owns its slice of the layer's kernel (its fan-in) and its bias. The scale
 (gamma) and shift (beta) of its channel in a BatchNormalization that directly follows
-the layer: the four move together, as they do once BatchNorm is folded into the
-convolution for on-device training. For a depthwise convolution a neuron is one
-input channel with its ``depth_multiplier`` filters.
+the layer are recorded with it: under ``accounting = "all"`` the four move together
+(as once BatchNorm is folded into the convolution); under the authors' ``"conv"``
+accounting BatchNorm trains on every channel instead. For a depthwise convolution a
+neuron is one input channel with its ``depth_multiplier`` filters.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ class NeuronLayer:
     """Spatial positions of one example's input (1 for a dense layer on vectors)."""
     out_positions: int
     output: object
-    """The symbolic tensor whose channels are this layer's neurons' outputs (after BatchNorm)."""
+    """The layer's own output (before BatchNorm): one channel per neuron output."""
+    normalized: object
+    """The output of the BatchNorm that follows the layer (the layer's output when there is none)."""
+    batchnorm: object = None
+    """That BatchNormalization layer, or ``None``."""
+    is_dense: bool = False
     is_classifier: bool = False
 
     @property
@@ -54,8 +60,18 @@ class NeuronLayer:
         extra = sum(1 for v in (self.bias, self.gamma, self.beta) if v is not None)
         return self.fan_in + extra * self.multiplier
 
+    @property
+    def own_params_per_neuron(self) -> int:
+        """Kernel slice and bias of one neuron: what the authors' code counts."""
+        return self.fan_in + (self.multiplier if self.bias is not None else 0)
+
     def variables(self):
         return [v for v in (self.kernel, self.bias, self.gamma, self.beta) if v is not None]
+
+    def selected_outputs(self, kernel_mask) -> np.ndarray:
+        """Bool per output channel: whose kernel slice ``kernel_mask`` lets move."""
+        mask = np.broadcast_to(np.asarray(kernel_mask) != 0, self.kernel.shape)
+        return mask.reshape(-1, mask.shape[-2] * mask.shape[-1] if self.depthwise else mask.shape[-1]).any(axis=0)
 
     def masks(self, selected) -> dict:
         """``{variable.path: mask}`` that lets exactly the ``selected`` (bool, ``units``) neurons move."""
@@ -95,9 +111,10 @@ def neuron_layers(model) -> list[NeuronLayer]:
             beta=getattr(bn, "beta", None) if bn else None,
             multiplier=multiplier, in_channels=in_shape[-1],
             in_positions=math.prod(in_shape[1:-1]), out_positions=math.prod(out_shape[1:-1]),
-            output=bn.output if bn else layer.output,
+            output=layer.output, normalized=bn.output if bn else layer.output, batchnorm=bn,
+            is_dense=isinstance(layer, keras.layers.Dense),
         ))
-    dense = [n for n in result if not n.depthwise and len(n.kernel.shape) == 2]
+    dense = [n for n in result if n.is_dense]
     if not dense:
         raise KerasEdgeError(f"model {model.name!r} has no Dense layer; NEq selection treats the last "
                              "Dense layer as the classifier, so the model needs one")
@@ -117,6 +134,18 @@ def _batchnorm_followers(model) -> dict:
         if isinstance(producer, _SUPPORTED):
             followers[producer.name] = layer
     return followers
+
+
+def in_scope(layers, candidates: str = "conv_dense") -> list[NeuronLayer]:
+    """The classifier and the candidate layers: convolutions, plus hidden dense layers
+    when ``candidates == "conv_dense"``."""
+    return [layer for layer in layers if layer.is_classifier or not layer.is_dense or candidates == "conv_dense"]
+
+
+def batchnorm_layers(model) -> list:
+    """Every trainable BatchNormalization layer of the model."""
+    return [layer for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
 def neuron_masks(layers, selected: dict) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 from keras_edge import hookimpl
 from keras_edge.errors import RecipeError
 from keras_edge_neq.budget import BudgetOptions, CostModel
-from keras_edge_neq.neurons import neuron_layers
+from keras_edge_neq.neurons import in_scope, neuron_layers
 from keras_edge_neq.sparse_update import SchemeOptions, kept_channels, scheme_masks
 
 SELECTION_PLUGINS = ("neq_velocity", "neq_random", "sparse_update", "classifier_only")
@@ -79,7 +79,8 @@ def contribution_analysis(recipe, epochs=1, ratios=(0.25, 0.5, 1.0), max_layers=
         raise RecipeError(f"{recipe.source}: neq-search needs a pretraining stage and a fine-tuning stage "
                           "([[stages]] twice); see recipes/neq_sparse_update.toml")
     base = fine_tune_accuracy(recipe, {"bias_layers": 0}, epochs)
-    body = [layer.name for layer in neuron_layers(base.model) if not layer.is_classifier]
+    body = [layer.name for layer in in_scope(neuron_layers(base.model), SchemeOptions.candidates)
+            if not layer.is_classifier]
     searched = body[-max_layers:]
     bias = [0.0]
     for k in range(1, len(searched) + 1):
@@ -103,9 +104,9 @@ def evolve_scheme(contrib: Contributions, budget: BudgetOptions, population=32, 
 
     A genome is ``[k, choice for each layer]`` (choice 0: weights frozen, i: the i-th ratio).
     """
-    model, layers = contrib.model, neuron_layers(contrib.model)
-    cost_model = CostModel.for_stage(budget.budget_unit, contrib.stage)
-    limit = cost_model.limit(budget, model)
+    model, layers = contrib.model, in_scope(neuron_layers(contrib.model), budget.candidates)
+    cost_model = CostModel.for_stage(budget, contrib.stage)
+    limit = cost_model.limit(budget, model, layers)
     names = contrib.layers
     ratios = [sorted(contrib.weight[n]) for n in names]
     highs = np.array([len(names) + 1] + [len(r) + 1 for r in ratios])

@@ -9,7 +9,18 @@ For every neuron ``i`` and measurement ``t`` (once per epoch):
   all-zero map against a non-zero one as 0, as in the reference ``cosine_similarity``;
 * ``delta_phi_t = phi_t - phi_{t-1}``, with ``phi_0 = 1`` (the reference code starts its
   buffer of ``1 - phi`` at 0): before any change, outputs count as unchanged;
-* ``velocity_t = delta_phi_t - mu_eq * velocity_{t-1}``, with ``velocity_0 = 0``.
+* the velocity, by one of two recurrences (``velocity_0 = 0``):
+
+  - ``"code"`` (the authors' ``Hook.get_velocity`` / ``update_velocity``): the ranked value
+    is ``u_t = v_{t-1} + delta_phi_t`` and the stored one ``v_t = mu_eq * u_t - delta_phi_t``,
+    that is ``u_t = delta_phi_t - delta_phi_{t-1} + mu_eq * u_{t-1}``;
+  - ``"paper"`` (NEq's equation): ``v_t = delta_phi_t - mu_eq * v_{t-1}``, ranked as is.
+
+  Both give ``delta_phi_1`` at the first velocity, and the same second velocity when
+  ``mu_eq = 0.5``; they differ from the third on.
+
+Outputs are read at ``at``: the layer's own output (``"layer"``, before BatchNorm, as the
+authors' hooks on ``nn.Conv2d``) or after its BatchNorm (``"batchnorm"``).
 """
 
 from __future__ import annotations
@@ -35,8 +46,8 @@ def channel_cosine(now: np.ndarray, before: np.ndarray) -> np.ndarray:
 class VelocityTracker:
     """Keeps the last outputs, ``phi`` and velocity of every neuron of a list of layers."""
 
-    def __init__(self, mu_eq: float = 0.5, batch_size: int = 256):
-        self.mu_eq = mu_eq
+    def __init__(self, mu_eq: float = 0.5, recurrence: str = "code", at: str = "layer", batch_size: int = 256):
+        self.mu_eq, self.recurrence, self.at = mu_eq, recurrence, at
         self.batch_size = batch_size
         self.outputs = None
         self.phi = {}
@@ -50,29 +61,40 @@ class VelocityTracker:
         previous, self.outputs = self.outputs, outputs
         if previous is None:
             return None
+        ranked = {}
         for layer in layers:
             phi = channel_cosine(outputs[layer.name], previous[layer.name])
             phi = phi.reshape(layer.units, layer.multiplier).mean(axis=1)
             delta_phi = phi - self.phi.get(layer.name, 1.0)
-            self.velocity[layer.name] = delta_phi - self.mu_eq * self.velocity.get(layer.name, 0.0)
+            ranked[layer.name], self.velocity[layer.name] = self.step(delta_phi, self.velocity.get(layer.name, 0.0))
             self.phi[layer.name] = phi
-        return dict(self.velocity)
+        return ranked
+
+    def step(self, delta_phi, stored):
+        """(velocity to rank by, velocity to store) from ``delta_phi_t`` and the stored ``v_{t-1}``."""
+        if self.recurrence == "paper":
+            velocity = delta_phi - self.mu_eq * stored
+            return velocity, velocity
+        ranked = stored + delta_phi
+        return ranked, self.mu_eq * ranked - delta_phi
 
     def state(self) -> dict | None:
         """What ``load`` needs to continue the measurements (saved with checkpoints)."""
         if self.outputs is None:
             return None
-        return {"mu_eq": self.mu_eq, "outputs": self.outputs, "phi": self.phi, "velocity": self.velocity}
+        return {"mu_eq": self.mu_eq, "recurrence": self.recurrence, "at": self.at,
+                "outputs": self.outputs, "phi": self.phi, "velocity": self.velocity}
 
     @classmethod
     def load(cls, state: dict) -> "VelocityTracker":
-        tracker = cls(state["mu_eq"])
+        tracker = cls(state["mu_eq"], state.get("recurrence", "paper"), state.get("at", "batchnorm"))
         tracker.outputs, tracker.phi, tracker.velocity = state["outputs"], state["phi"], state["velocity"]
         return tracker
 
     def _measure(self, model, layers, images) -> dict:
         if self._probe is None or self._probe[0] is not model:
-            probe = keras.Model(model.inputs, [layer.output for layer in layers])
+            probe = keras.Model(model.inputs, [layer.output if self.at == "layer" else layer.normalized
+                                               for layer in layers])
             self._probe = (model, probe)
         probe = self._probe[1]
         chunks = []
