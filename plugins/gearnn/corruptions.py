@@ -5,7 +5,7 @@ NumPy ``Generator``, and returns corrupted float images in [0, 1]. Parameters ar
 CIFAR-10-C tables of ``hendrycks/robustness`` (``make_cifar_c.py``); parameters given
 in pixels are kept for 28x28, those relative to the image size use the actual size.
 ImageMagick's motion blur is re-implemented (a one-sided Gaussian line kernel); frost
-uses a generated ice texture instead of photographs.
+uses textures generated with the measured statistics of the reference's five photographs.
 """
 
 from __future__ import annotations
@@ -42,16 +42,17 @@ def defocus_blur(x, severity, rng):
 
 
 def glass_blur(x, severity, rng):
+    """Blur, locally shuffle, blur. The reference's "swap" assigns through a view of the pixel, so it
+    copies the neighbour into the pixel and leaves the neighbour as it was; we do the same."""
     sigma, delta, iterations = [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)][severity - 1]
     n, h, w, _ = x.shape
-    out = np.round(_blur(x, sigma) * 255) / 255
+    out = np.floor(_blur(x, sigma) * 255) / 255  # the reference's np.uint8(... * 255) truncates
     rows = np.arange(n)
     for _ in range(iterations):
         for i in range(h - delta, delta, -1):
             for j in range(w - delta, delta, -1):
                 dx, dy = rng.integers(-delta, delta, size=(2, n))
-                a, b = out[rows, i, j].copy(), out[rows, i + dy, j + dx].copy()
-                out[rows, i, j], out[rows, i + dy, j + dx] = b, a
+                out[rows, i, j] = out[rows, i + dy, j + dx]
     return np.clip(_blur(out, sigma), 0, 1)
 
 
@@ -83,14 +84,19 @@ def snow(x, severity, rng):
 
 
 def frost(x, severity, rng):
+    """Blend each image with a crop of a frost texture; each image draws one of the five textures
+    modelled on the reference's photographs (``FROST_PHOTOS``) and its own crop."""
     keep, amount = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][severity - 1]
     n, h, w, c = x.shape
-    texture = frost_texture(rng)
+    textures = [frost_texture(k, rng) for k in range(len(FROST_PHOTOS))]
+    crops = []
+    for k in rng.integers(0, len(FROST_PHOTOS), n):
+        texture = textures[k]
+        r0, c0 = rng.integers(0, texture.shape[0] - h), rng.integers(0, texture.shape[1] - w)
+        crops.append(texture[r0:r0 + h, c0:c0 + w])
+    crops = np.stack(crops)
     if c == 1:
-        texture = texture @ np.array([[0.299], [0.587], [0.114]])
-    r0 = rng.integers(0, texture.shape[0] - h, n)
-    c0 = rng.integers(0, texture.shape[1] - w, n)
-    crops = np.stack([texture[r:r + h, q:q + w] for r, q in zip(r0, c0)])
+        crops = crops @ np.array([[0.299], [0.587], [0.114]])
     return np.clip(keep * x + amount * crops, 0, 1)
 
 
@@ -142,10 +148,18 @@ def elastic_transform(x, severity, rng):
 
 
 def pixelate(x, severity, rng):
+    """Pillow BOX resampling down to ``c`` of the size and back up, as the reference does."""
+    from PIL import Image
+
     c = [0.95, 0.9, 0.85, 0.75, 0.65][severity - 1]
     h, w = x.shape[1:3]
-    small = tf.image.resize(x, (int(h * c), int(w * c)), method="area")
-    return np.clip(tf.image.resize(small, (h, w), method="area").numpy(), 0, 1)
+    images = np.round(x * 255).astype(np.uint8)
+    out = []
+    for image in images:
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        pil = pil.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h), Image.BOX)
+        out.append(np.asarray(pil).reshape(image.shape))
+    return np.stack(out).astype(np.float64) / 255
 
 
 def jpeg_compression(x, severity, rng):
@@ -188,24 +202,40 @@ def plasma_fractal(n, size, decay, rng):
     return maps / maps.max(axis=(1, 2), keepdims=True)
 
 
-def frost_texture(rng, size=160):
-    """A bluish-white ice texture (RGB in [0, 1]): branching crystal needles over a faint haze."""
-    ice = np.zeros((size, size))
-    for _ in range(60):
-        stack = [(rng.uniform(0, size), rng.uniform(0, size), rng.uniform(0, 2 * np.pi), 18.0)]
-        while stack:
-            r, c, angle, length = stack.pop()
-            t = np.linspace(0, length, int(length * 2) + 2)
-            rr, cc = (r + t * np.sin(angle)).astype(int) % size, (c + t * np.cos(angle)).astype(int) % size
-            ice[rr, cc] += rng.uniform(0.5, 1.0)
-            if length > 3:
-                end_r, end_c = r + length * np.sin(angle), c + length * np.cos(angle)
-                for turn in (-1, 1):
-                    stack.append((r + 0.5 * (end_r - r), c + 0.5 * (end_c - c),
-                                  angle + turn * rng.uniform(0.5, 1.1), length * 0.5))
-    ice = np.sqrt(np.clip(ndimage.gaussian_filter(ice, 0.8) / np.percentile(ice, 99), 0, 1))
-    ice = np.clip(0.6 * ice + 0.5 * plasma_fractal(1, 256, 2.0, rng)[0, :size, :size], 0, 1)
-    return ice[:, :, None] * np.array([0.82, 0.9, 1.0])
+FROST_PHOTOS = (
+    (120, 180, (0.304, 0.584, 0.650), 0.072, 0.68),
+    (63, 112, (0.787, 0.805, 0.841), 0.086, 0.59),
+    (63, 112, (0.787, 0.805, 0.841), 0.086, 0.59),
+    (70, 105, (0.541, 0.601, 0.649), 0.114, 0.47),
+    (99, 132, (0.440, 0.483, 0.528), 0.170, 0.58),
+)
+"""The five frost photographs the reference draws from (``frost1.png`` .. ``frost5.jpg`` of
+``hendrycks/robustness/ImageNet-C/create_c``; 2 and 3 are the same file) after its 0.2x
+linear resize: (height, width, mean RGB, standard deviation of the gray value, correlation
+of neighbouring gray pixels). Measured with ``photo_statistics``; see the method card."""
+
+
+def photo_statistics(image):
+    """(mean RGB, gray standard deviation, neighbour correlation) of an RGB float image."""
+    gray = image @ np.array([0.299, 0.587, 0.114])
+    z = gray - gray.mean()
+    neighbour = ((z[:, 1:] * z[:, :-1]).mean() + (z[1:] * z[:-1]).mean()) / 2 / z.var()
+    return tuple(image.mean(axis=(0, 1))), float(gray.std()), float(neighbour)
+
+
+def frost_texture(photo, rng):
+    """A texture (RGB in [0, 1]) with the size and ``photo_statistics`` of frost photograph ``photo``:
+    a smooth field (Gaussian, sigma 10 px) carrying the neighbour correlation, plus pixel noise."""
+    h, w, rgb, std, smooth = FROST_PHOTOS[photo]
+    field = np.sqrt(smooth) * _standard(ndimage.gaussian_filter(rng.normal(size=(h, w)), 10, mode="wrap"))
+    field = _standard(field + np.sqrt(1 - smooth) * rng.normal(size=(h, w)))
+    gray_mean = float(np.dot(rgb, [0.299, 0.587, 0.114]))
+    gray = gray_mean + std * field
+    return np.clip(gray[:, :, None] * np.array(rgb) / gray_mean, 0, 1)
+
+
+def _standard(v):
+    return (v - v.mean()) / v.std()
 
 
 def _gaussian_kernel(sigma, half):

@@ -22,7 +22,7 @@ from keras_edge.errors import RecipeError
 from keras_edge_gearnn.corruptions import CORRUPTIONS
 
 SEVERITIES = (1, 2, 3, 4, 5)
-_VERSION = "1"  # bump when a corruption changes, to invalidate caches
+_VERSION = "2"  # bump when a corruption changes, to invalidate caches (2: frost, pixelate, glass_blur)
 
 
 @dataclasses.dataclass(frozen=True)
