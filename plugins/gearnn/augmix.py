@@ -45,7 +45,7 @@ def augment_and_mix(images, seed, width=3, depth=3, random_depth=True, severity=
     for step in range(depth):
         op = tf.random.stateless_uniform([n], next(seeds), 0, len(ops), dtype=tf.int32)
         level = tf.random.stateless_uniform([n], next(seeds), 0.1, float(severity))
-        x = tf.where(_per_sample(step < chain_depth), apply_ops(x, op, level, next(seeds), ops), x)
+        x = apply_ops(x, tf.where(step < chain_depth, op, -1), level, next(seeds), ops)
     x = tf.reshape(x, tf.concat([[views, width, batch], shape[1:]], axis=0))
     weights = tf.reshape(_dirichlet(views * batch, width, alpha, next(seeds)), [views, batch, width])
     weights = tf.reshape(tf.transpose(weights, [0, 2, 1]), [views, width, batch, 1, 1, 1])
@@ -55,15 +55,24 @@ def augment_and_mix(images, seed, width=3, depth=3, random_depth=True, severity=
 
 
 def apply_ops(images, op, level, seed, ops=OPS):
-    """Apply ``ops[op[i]]`` at ``level[i]`` to sample ``i`` of ``images``; ``seed`` draws
-    the direction of the geometric ops."""
-    out = _geometric(images, op, level, seed, ops)
-    pixel_ops = {"autocontrast": autocontrast, "equalize": equalize,
-                 "posterize": lambda x: posterize(x, level), "solarize": lambda x: solarize(x, level)}
-    for index, name in enumerate(ops):
-        if name in pixel_ops:
-            out = tf.where(_per_sample(tf.equal(op, index)), pixel_ops[name](images), out)
-    return out
+    """Apply ``ops[op[i]]`` at ``level[i]`` to sample ``i`` of ``images`` (``op[i] < 0``: leave it);
+    ``seed`` draws the direction of the geometric ops.
+
+    Samples are partitioned by operation, so each is computed only by its own op (about
+    one op's cost per sample instead of every op's)."""
+    pixel_ops = {"autocontrast": lambda x, _: autocontrast(x), "equalize": lambda x, _: equalize(x),
+                 "posterize": posterize, "solarize": solarize}
+    pixel = [name for name in ops if name in pixel_ops]
+    group_of_op = tf.constant([1 + pixel.index(name) if name in pixel_ops else 0 for name in ops], tf.int32)
+    groups = 2 + len(pixel)  # 0: geometric, 1..: pixel ops, last: unchanged
+    group = tf.where(op < 0, groups - 1, tf.gather(group_of_op, tf.maximum(op, 0)))
+    index = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, groups)
+    x = tf.dynamic_partition(images, group, groups)
+    lv = tf.dynamic_partition(level, group, groups)
+    outs = [_geometric(x[0], tf.dynamic_partition(op, group, groups)[0], lv[0], seed, ops)]
+    outs += [pixel_ops[name](x[1 + k], lv[1 + k]) for k, name in enumerate(pixel)]
+    outs.append(x[-1])
+    return tf.dynamic_stitch(index, outs)
 
 
 def autocontrast(images):
@@ -139,10 +148,6 @@ def _geometric(images, op, level, seed, ops):
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
         fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
-
-
-def _per_sample(values):
-    return tf.reshape(tf.cast(values, tf.float32) if values.dtype != tf.bool else values, [-1, 1, 1, 1])
 
 
 def _dirichlet(batch, width, alpha, seed):
