@@ -17,6 +17,7 @@ from keras_edge.export.trainer_module import TrainerModule  # noqa: E402
 from keras_edge.export.weights import safe_name  # noqa: E402
 
 BATCH, LR, MOMENTUM = 4, 0.05, 0.9
+FULL = {"sample_weight": np.ones(BATCH, np.float32), "learning_rate": np.float32(0)}  # a full batch, the export's rate
 
 
 def every_layer_model():
@@ -78,11 +79,11 @@ def test_twenty_steps_match_tensorflow(exported):
     train = interpreter.get_signature_runner("train")
     data = batches(2) * 10  # two batches, ten epochs: the loss must fall
     ones = np.ones(module.num_neurons, np.float32)
-    lite_losses = [float(train(x=x, y=y, masks=ones)["loss"]) for x, y in data]
+    lite_losses = [float(train(x=x, y=y, masks=ones, **FULL)["loss"]) for x, y in data]
     tf_losses = keras_reference(model, data)
     np.testing.assert_allclose(lite_losses, tf_losses, rtol=1e-4)
     assert lite_losses[-1] < lite_losses[0]
-    lite_weights = interpreter.get_signature_runner("get_weights")()
+    lite_weights = interpreter.get_signature_runner("get_weights")(dummy=np.int32(0))
     for v in model.weights:  # trained weights and batch-norm moving statistics
         np.testing.assert_allclose(lite_weights[safe_name(v.path)], v.numpy(), rtol=1e-3, atol=1e-4, err_msg=v.path)
     logits = interpreter.get_signature_runner("infer")(x=data[0][0][:3])["logits"]
@@ -92,31 +93,34 @@ def test_twenty_steps_match_tensorflow(exported):
 def test_runtime_masks_freeze_neurons(exported):
     _, module, tflite = exported
     interpreter = Interpreter(model_content=tflite)
-    before = interpreter.get_signature_runner("get_weights")()
+    before = interpreter.get_signature_runner("get_weights")(dummy=np.int32(0))
     masks = np.zeros(module.num_neurons, np.float32)
     offset, size = module.neuron_layout["conv_s2"]
     masks[offset] = 1.0  # train output channel 0 of conv_s2 only
     train = interpreter.get_signature_runner("train")
     for x, y in batches(3):
-        train(x=x, y=y, masks=masks)
-    after = interpreter.get_signature_runner("get_weights")()
+        train(x=x, y=y, masks=masks, **FULL)
+    after = interpreter.get_signature_runner("get_weights")(dummy=np.int32(0))
     kernel = safe_name("conv_s2/kernel")
     assert not np.allclose(after[kernel][..., 0], before[kernel][..., 0])
     np.testing.assert_array_equal(after[kernel][..., 1:], before[kernel][..., 1:])
     for name in before:
-        if name != kernel and "moving" not in name and name != safe_name("conv_s2/bias"):
+        if name not in (kernel, "weights", "fingerprint", safe_name("conv_s2/bias")) and "moving" not in name:
             np.testing.assert_array_equal(after[name], before[name], err_msg=name)
 
 
 def test_set_weights_round_trip(exported):
     _, _, tflite = exported
     interpreter = Interpreter(model_content=tflite)
-    weights = interpreter.get_signature_runner("get_weights")()
-    changed = {name: value + 0.5 for name, value in weights.items()}
-    interpreter.get_signature_runner("set_weights")(**changed)
-    restored = interpreter.get_signature_runner("get_weights")()
-    for name in weights:
-        np.testing.assert_allclose(restored[name], changed[name], err_msg=name)
+    saved = interpreter.get_signature_runner("get_weights")(dummy=np.int32(0))
+    changed = saved["weights"] + 0.5
+    status = interpreter.get_signature_runner("set_weights")(weights=changed, fingerprint=saved["fingerprint"])
+    assert int(status["status"]) == 0
+    restored = interpreter.get_signature_runner("get_weights")(dummy=np.int32(0))
+    np.testing.assert_allclose(restored["weights"], changed)
+    for name in saved:
+        if name not in ("weights", "fingerprint"):
+            np.testing.assert_allclose(restored[name], saved[name] + 0.5, err_msg=name)
 
 
 def test_unsupported_layer_is_named():

@@ -59,12 +59,13 @@ def test_selected_training_in_litert(selected):
     model, _, tflite = selected
     assert flex_ops(tflite) == set()
     interpreter = Interpreter(model_content=tflite)
-    before = interpreter.get_signature_runner("get_weights")()
+    before = interpreter.get_signature_runner("get_weights")(dummy=np.int32(0))
     rng = np.random.default_rng(0)
     train = interpreter.get_signature_runner("train")
     for _ in range(4):
-        train(x=rng.random((BATCH, 10, 10, 1), np.float32), y=rng.integers(0, 3, BATCH).astype(np.int32))
-    after = interpreter.get_signature_runner("get_weights")()
+        train(x=rng.random((BATCH, 10, 10, 1), np.float32), y=rng.integers(0, 3, BATCH).astype(np.int32),
+              sample_weight=np.ones(BATCH, np.float32), learning_rate=np.float32(0))
+    after = interpreter.get_signature_runner("get_weights")(dummy=np.int32(0))
     changed = {name: after[name] != before[name] for name in before}
     sel = selection_for(model)
     for v in model.trainable_variables:
@@ -101,7 +102,8 @@ def test_flex_adds_save_restore_and_train_still_needs_no_flex(full_with_flex):
     assert flex_ops(tflite) == {"FlexSave", "FlexRestore"}
     interpreter = Interpreter(model_content=tflite)
     assert {"train", "infer", "get_weights", "set_weights", "save", "restore"} == set(interpreter.get_signature_list())
-    loss = interpreter.get_signature_runner("train")(x=np.zeros((BATCH, 10, 10, 1), np.float32), y=np.zeros(BATCH, np.int32))
+    loss = interpreter.get_signature_runner("train")(x=np.zeros((BATCH, 10, 10, 1), np.float32), y=np.zeros(BATCH, np.int32),
+                                                     sample_weight=np.ones(BATCH, np.float32), learning_rate=np.float32(0))
     assert np.isfinite(loss["loss"])
     with pytest.raises(Exception, match="Flex delegate"):
         interpreter.get_signature_runner("save")(checkpoint_path=np.array(b"unused"))

@@ -31,10 +31,34 @@ def to_tflite(module, flex=False) -> bytes:
         converter.target_spec.supported_ops = ops
         converter.experimental_enable_resource_variables = True
         try:
-            return converter.convert()
+            tflite = converter.convert()
         except Exception as exc:  # the converter raises several types; all mean the same here
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise KerasEdgeError(f"TFLite conversion failed: {first}; try --flex to allow TensorFlow ops") from exc
+    empty = [name for name, inputs in signature_inputs(tflite).items() if not inputs]
+    if empty:  # TFLite's Java runSignature throws for an empty input map
+        raise KerasEdgeError(f"signatures {empty} have no input; Android apps could not call them")
+    return tflite
+
+
+def signature_inputs(tflite: bytes) -> dict[str, list[str]]:
+    """The input names of each signature of a flatbuffer."""
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    return {_text(sig.signatureKey): [_text(t.name) for t in sig.inputs or []] for sig in model.signatureDefs or []}
+
+
+def min_runtime_version(tflite: bytes) -> str:
+    """The converter's ``min_runtime_version`` metadata: the oldest TFLite runtime that
+    has every operator version the flatbuffer uses."""
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    for entry in model.metadata or []:
+        if _text(entry.name) == "min_runtime_version":
+            return bytes(model.buffers[entry.buffer].data).rstrip(b"\0").decode()
+    return ""
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def op_counts(tflite: bytes) -> collections.Counter:

@@ -222,14 +222,26 @@ def dense(x, kernel: Param, bias: Param | None):
 # ------------------------------------------------------------------ normalisation
 
 
-def batch_norm_train(x, gamma: Param | None, beta: Param | None, epsilon):
+def batch_norm_train(x, gamma: Param | None, beta: Param | None, epsilon, example_weight=None):
     """Batch normalisation with batch statistics over all axes but the last.
 
-    Returns ``(y, mean, variance)``; the statistics carry no gradient (the analytic
-    input gradient accounts for them) and feed the moving averages.
+    ``example_weight`` (float [batch], >= 0, or ``None`` for all ones) weights each
+    example in the statistics, so that padding (weight 0) in a short batch changes
+    neither the statistics nor the gradients of the real examples. Returns
+    ``(y, mean, variance)``; the statistics carry no gradient (the analytic input
+    gradient accounts for them) and feed the moving averages.
     """
     axes = list(range(len(x.shape) - 1))
-    mean, variance = tf.nn.moments(tf.stop_gradient(x), axes)
+    if example_weight is None:
+        mean, variance = tf.nn.moments(tf.stop_gradient(x), axes)
+        share = 1.0 / np.prod(x.shape[:-1])  # each position's weight in the statistics
+    else:
+        positions = float(np.prod(x.shape[1:-1]))
+        total = tf.maximum(tf.reduce_sum(example_weight), 1e-12) * positions
+        share = tf.reshape(example_weight, [-1] + [1] * (len(x.shape) - 1)) / total
+        xs = tf.stop_gradient(x)
+        mean = tf.reduce_sum(xs * share, axes)
+        variance = tf.reduce_sum(tf.square(xs - mean) * share, axes)
     rstd = tf.math.rsqrt(variance + epsilon)
 
     def forward(x):
@@ -241,7 +253,7 @@ def batch_norm_train(x, gamma: Param | None, beta: Param | None, epsilon):
     def backward(dy):
         xhat = (x - mean) * rstd
         dxhat = dy if gamma is None else dy * gamma.value
-        dx = rstd * (dxhat - tf.reduce_mean(dxhat, axes) - xhat * tf.reduce_mean(dxhat * xhat, axes))
+        dx = rstd * (dxhat - share * (tf.reduce_sum(dxhat, axes) + xhat * tf.reduce_sum(dxhat * xhat, axes)))
         grads = []
         if not _frozen(gamma):
             grads.append(tf.reduce_sum(_select(dy, gamma.channels) * _select(xhat, gamma.channels), axes))
@@ -391,14 +403,18 @@ def global_max_pool(x, keepdims=False):
 # ------------------------------------------------------------------ loss
 
 
-def softmax_cross_entropy(logits, labels):
-    """Mean sparse softmax cross-entropy of integer ``labels``."""
+def softmax_cross_entropy(logits, labels, example_weight=None):
+    """Softmax cross-entropy of integer ``labels``, averaged over the examples with
+    weights ``example_weight`` (float [batch], >= 0; ``None``: the plain mean)."""
     onehot = tf.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-    batch = logits.shape[0]
+    if example_weight is None:
+        share = tf.constant(1.0 / logits.shape[0], logits.dtype)
+    else:
+        share = (example_weight / tf.maximum(tf.reduce_sum(example_weight), 1e-12))[:, None]
 
     @tf.custom_gradient
     def op(logits):
-        loss = -tf.reduce_sum(onehot * tf.nn.log_softmax(logits)) * (1.0 / batch)
-        return loss, lambda dl: (tf.nn.softmax(logits) - onehot) * (dl / batch)
+        loss = -tf.reduce_sum(share * onehot * tf.nn.log_softmax(logits))
+        return loss, lambda dl: (tf.nn.softmax(logits) - onehot) * (share * dl)
 
     return op(logits)

@@ -37,12 +37,13 @@ def activation(layer, fn):
     return _ACTIVATIONS[name]
 
 
-def call_layer(layer, args, kwargs, *, param, training, on_batch_stats):
+def call_layer(layer, args, kwargs, *, param, training, on_batch_stats, example_weight=None):
     """Run ``layer`` on ``args`` (its functional-graph inputs).
 
     ``param(layer, attr)`` returns the ``Param`` of the layer's weight ``attr`` (or
     ``None`` when the layer has none); ``on_batch_stats(layer, mean, variance)``
-    receives the batch statistics of a batch-norm layer in training mode.
+    receives the batch statistics of a batch-norm layer in training mode, which
+    weights each example by ``example_weight`` (float [batch] or ``None``).
     """
     x = args[0]
     if isinstance(layer, layers.DepthwiseConv2D):
@@ -62,7 +63,7 @@ def call_layer(layer, args, kwargs, *, param, training, on_batch_stats):
             raise unsupported(layer, f" on a rank-{len(x.shape)} input; add Flatten or global pooling before it")
         return activation(layer, layer.activation)(ops.dense(x, param(layer, "kernel"), param(layer, "bias")))
     if isinstance(layer, layers.BatchNormalization):
-        return _batch_norm(layer, x, param, training, on_batch_stats)
+        return _batch_norm(layer, x, param, training, on_batch_stats, example_weight)
     if isinstance(layer, layers.ReLU):
         if layer.negative_slope or layer.threshold or layer.max_value not in (None, 6.0):
             raise unsupported(layer, " with a negative slope, threshold or max_value other than 6")
@@ -100,12 +101,12 @@ def _check_2d(layer):
         raise unsupported(layer, " with data_format='channels_first'")
 
 
-def _batch_norm(layer, x, param, training, on_batch_stats):
+def _batch_norm(layer, x, param, training, on_batch_stats, example_weight):
     if layer.axis not in (-1, len(x.shape) - 1, [len(x.shape) - 1]) or layer.renorm:
         raise unsupported(layer, " with an axis other than the last, or renorm")
     gamma, beta = param(layer, "gamma"), param(layer, "beta")
     if training and layer.trainable:
-        y, mean, variance = ops.batch_norm_train(x, gamma, beta, layer.epsilon)
+        y, mean, variance = ops.batch_norm_train(x, gamma, beta, layer.epsilon, example_weight)
         on_batch_stats(layer, mean, variance)
         return y
     scale = tf.math.rsqrt(param(layer, "moving_variance").value + layer.epsilon)

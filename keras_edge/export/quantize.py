@@ -1,9 +1,5 @@
-"""Int8 post-training quantisation of the inference signature, and LiteRT accuracy.
-
-Quantisation-aware training through tensorflow-model-optimization is not offered:
-its ``quantize_model`` accepts only ``tf_keras`` (Keras 2) models and rejects the
-Keras 3 models keras-edge trains (see docs/deploy.md).
-"""
+"""Int8 post-training quantisation of the inference signature, and LiteRT accuracy
+(quantisation-aware training is in ``qat``)."""
 
 from __future__ import annotations
 
@@ -27,11 +23,16 @@ def int8_inference_model(module, calibration_images) -> bytes:
 
 
 def litert_accuracy(tflite: bytes, images, labels, batch_size=256) -> float:
-    """Top-1 accuracy of a model's ``infer`` signature in LiteRT."""
+    """Top-1 accuracy in LiteRT of a model's ``infer`` signature (its only signature
+    when it has no ``infer``, as a converted Keras model) on float images."""
     interpreter = Interpreter(model_content=tflite)
-    infer = interpreter.get_signature_runner("infer")
+    signatures = interpreter.get_signature_list()
+    key = "infer" if "infer" in signatures else next(iter(signatures))
+    runner = interpreter.get_signature_runner(key)
+    (name,) = signatures[key]["inputs"]
+    output = "logits" if "logits" in signatures[key]["outputs"] else signatures[key]["outputs"][0]
     correct = 0
     for start in range(0, len(images), batch_size):
-        logits = infer(x=np.asarray(images[start : start + batch_size], np.float32))["logits"]
+        logits = runner(**{name: np.asarray(images[start : start + batch_size], np.float32)})[output]
         correct += int(np.sum(np.argmax(logits, -1) == labels[start : start + batch_size]))
     return correct / len(images)

@@ -1,23 +1,35 @@
 """The ``tf.Module`` that becomes the on-device training model.
 
-Signatures (all builtin ops):
+Signatures (all builtin ops; every one has at least one input, because TFLite's Java
+``runSignature`` rejects an empty input map):
 
-- ``train(x, y[, masks]) -> {"loss"}``: one SGD-with-momentum step on a batch of
-  ``batch_size`` images ``x`` (float32 NHWC in [0, 1]) and int32 labels ``y``;
-  batch-norm layers use batch statistics and update their moving averages.
-  ``masks`` (with ``runtime_masks``) holds one 0/1 value per neuron (output
-  channel) of every trained layer, in the order of ``neuron_layout``: a 0 leaves
-  that neuron's weights and momentum untouched for this step.
+- ``train(x, y, sample_weight, learning_rate[, masks])``: one SGD-with-momentum step
+  on a batch of ``batch_size`` images ``x`` (float32 NHWC in [0, 1]) with int32 labels
+  ``y``, each example weighted by ``sample_weight`` (1 for a real example, 0 for
+  padding in a short batch). ``learning_rate`` <= 0 means the export's default.
+  Guards: an example whose label is outside [0, classes) or whose image has a pixel
+  outside [0, 1] (NaN included) is left out and counted; a step whose loss or
+  gradients are not finite, or that has no example left, changes no weight, no
+  momentum and no batch-norm statistic. Returns ``loss``, ``examples_used``,
+  ``bad_labels``, ``bad_images`` and ``applied`` (1 if the model changed).
+  Batch-norm layers use the weighted batch statistics and update their moving
+  averages. ``masks`` (with ``runtime_masks``) holds one 0/1 value per neuron (output
+  channel) of every trained layer, in the order of ``neuron_layout``: a 0 leaves that
+  neuron's weights and momentum untouched for this step.
 - ``infer(x) -> {"logits", "probabilities"}`` for any batch size.
-- ``get_weights() -> {name: tensor}`` and ``set_weights(**{name: tensor})``: every
-  Keras weight by ``safe_name(variable.path)``, so an app can persist and restore.
+- ``get_weights(dummy) -> {"weights", "fingerprint", name: tensor}``: every Keras
+  weight flattened into one float32 vector (``weight_layout`` gives the order), the
+  model's fingerprint, and each weight by ``safe_name(variable.path)``.
+- ``set_weights(weights, fingerprint) -> {"status", "weights_set"}``: restores a
+  ``weights`` vector of any length without crashing: only when the fingerprint
+  matches and the length is right (``status`` 0) are the weights set (and the
+  momentum reset); otherwise nothing changes and ``status`` says why (1: weights of
+  another model, 2: wrong length).
 - with ``flex``: ``save(checkpoint_path)`` / ``restore(checkpoint_path)`` as in the
   official TFLite on-device training guide (these need the Flex delegate).
 """
 
 from __future__ import annotations
-
-import inspect
 
 import keras
 import numpy as np
@@ -26,7 +38,19 @@ import tensorflow as tf
 from keras_edge.errors import KerasEdgeError
 from keras_edge.export.gradients import softmax_cross_entropy
 from keras_edge.export.layers import call_layer
-from keras_edge.export.weights import DeviceWeight
+from keras_edge.export.weights import DeviceWeight, fingerprint
+
+SET_WEIGHTS_STATUS = {0: "ok", 1: "the weights belong to another model (fingerprint differs)",
+                      2: "the weights vector has the wrong length"}
+
+
+def _finite(t):
+    """True where ``t`` is neither NaN nor infinite (a compare: builtin in TFLite)."""
+    return tf.abs(t) <= np.finfo(np.float32).max
+
+
+def _count(condition):
+    return tf.reduce_sum(tf.cast(condition, tf.int32))
 
 
 class TrainerModule(tf.Module):
@@ -37,7 +61,7 @@ class TrainerModule(tf.Module):
     weights not in it are frozen (no weight gradient, no optimizer state).
     """
 
-    def __init__(self, model, *, batch_size=32, learning_rate=0.01, momentum=0.9, selection=None,
+    def __init__(self, model, *, batch_size=32, learning_rate=0.001, momentum=0.9, selection=None,
                  runtime_masks=False):
         super().__init__(name="keras_edge_trainer")
         graph = _functional(model)
@@ -48,40 +72,77 @@ class TrainerModule(tf.Module):
         self.device_weights = _device_weights(model, selection, momentum)
         self.neuron_layout, self._mask_spans = _neuron_layout(model, self.device_weights)
         self.trainable_parameters = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        self._forward = lambda x, params, training, stats: _run(graph, x, params, training, stats)
+        self.weight_layout, offset = {}, 0
+        for w in self.device_weights.values():
+            size = int(np.prod(w.shape))
+            self.weight_layout[w.name] = (offset, size)
+            offset += size
+        self.num_weights = offset
+        self.fingerprint = fingerprint(self.input_shape, self.num_classes,
+                                       [(w.name, w.shape) for w in self.device_weights.values()])
+        self._forward = lambda x, params, training, stats, weight=None: _run(graph, x, params, training, stats, weight)
 
     # ---------------------------------------------------------------- signature bodies
 
-    def train_step(self, x, y, masks=None):
+    def train_step(self, x, y, sample_weight, learning_rate, masks=None):
+        offered = sample_weight > 0
+        good_label = tf.logical_and(y >= 0, y < self.num_classes)
+        inside = tf.cast(tf.logical_and(x >= 0.0, x <= 1.0), tf.float32)  # false for NaN
+        good_image = tf.reduce_min(inside, axis=list(range(1, len(x.shape)))) > 0.5
+        use = tf.logical_and(tf.logical_and(offered, _finite(sample_weight)), tf.logical_and(good_label, good_image))
+        weight = tf.where(use, sample_weight, tf.zeros_like(sample_weight))
+        x = tf.where(tf.reshape(use, [-1] + [1] * (len(x.shape) - 1)), x, tf.zeros_like(x))
+        y = tf.where(use, y, tf.zeros_like(y))
+
         weights = self.device_weights
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             params = {path: w.param(tape) for path, w in weights.items()}
             stats = []
-            loss = softmax_cross_entropy(self._forward(x, params, True, stats), y)
+            loss = softmax_cross_entropy(self._forward(x, params, True, stats, weight), y, weight)
         trained = [w for w in weights.values() if w.is_trained]
         grads = tape.gradient(loss, [params[w.path].trained for w in trained])
         for w, grad in zip(trained, grads):
             if grad is None:
                 raise KerasEdgeError(f"weight {w.path!r} does not affect the loss; leave it out of the selection")
-            w.apply_gradient(grad, self.learning_rate, self._channel_mask(w, masks))
+        used = _count(use)
+        total = loss + tf.add_n([tf.reduce_sum(g) for g in grads] + [tf.reduce_sum(m) + tf.reduce_sum(v) for _, m, v in stats])
+        apply = tf.logical_and(_finite(total), used > 0)
+        rate = tf.where(tf.logical_and(learning_rate > 0, _finite(learning_rate)), learning_rate,
+                        tf.constant(self.learning_rate, tf.float32))
+        for w, grad in zip(trained, grads):
+            w.apply_gradient(grad, rate, self._channel_mask(w, masks), apply)
         for layer, mean, variance in stats:
             for stat, batch_value in ((layer.moving_mean, mean), (layer.moving_variance, variance)):
                 moving = weights[stat.path]
-                moving.assign(moving.value() * layer.momentum + batch_value * (1.0 - layer.momentum))
-        return {"loss": loss}
+                moving.assign(moving.value() * layer.momentum + batch_value * (1.0 - layer.momentum), apply)
+        return {"loss": loss, "examples_used": used,
+                "bad_labels": _count(tf.logical_and(offered, tf.logical_not(good_label))),
+                "bad_images": _count(tf.logical_and(offered, tf.logical_not(good_image))),
+                "applied": tf.cast(apply, tf.int32)}
 
     def infer(self, x):
         params = {path: w.param() for path, w in self.device_weights.items()}
         logits = self._forward(x, params, False, [])
         return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
 
-    def get_weights(self):
-        return {w.name: w.value() for w in self.device_weights.values()}
+    def get_weights(self, dummy):
+        del dummy  # there only because TFLite's Java runSignature rejects an empty input map
+        named = {w.name: w.value() for w in self.device_weights.values()}
+        flat = tf.concat([tf.reshape(t, [-1]) for t in named.values()], 0)
+        return {**named, "weights": flat, "fingerprint": tf.constant(self.fingerprint)}
 
-    def set_weights(self, **tensors):
+    def set_weights(self, weights, fingerprint):
+        n, fp = self.num_weights, self.fingerprint
+        right_model = tf.logical_and(tf.shape(fingerprint)[0] == len(fp),
+                                     tf.reduce_all(tf.equal(tf.pad(fingerprint, [[0, len(fp)]])[: len(fp)], fp)))
+        right_length = tf.shape(weights)[0] == n
+        ok = tf.logical_and(right_model, right_length)
+        flat = tf.pad(weights, [[0, n]])[:n]  # any length in, exactly n out: nothing can overrun
         for w in self.device_weights.values():
-            w.assign(tensors[w.name])
-        return {"weights_set": tf.constant(len(tensors), tf.int32)}
+            offset, size = self.weight_layout[w.name]
+            w.assign(tf.reshape(flat[offset : offset + size], w.shape), ok)
+        status = tf.where(right_model, tf.where(right_length, 0, 2), 1)
+        return {"status": status, "weights_set": tf.where(ok, len(self.device_weights), 0)}
 
     def save(self, checkpoint_path):
         names = [w.name for w in self.device_weights.values()]
@@ -112,18 +173,21 @@ class TrainerModule(tf.Module):
     def signatures(self, flex=False):
         """Concrete functions by signature name, ready for ``tf.saved_model.save``."""
         image = lambda batch: tf.TensorSpec([batch, *self.input_shape], tf.float32, name="x")  # noqa: E731
-        train_specs = [image(self.batch_size), tf.TensorSpec([self.batch_size], tf.int32, name="y")]
+        b = self.batch_size
+        train_specs = [image(b), tf.TensorSpec([b], tf.int32, name="y"),
+                       tf.TensorSpec([b], tf.float32, name="sample_weight"),
+                       tf.TensorSpec([], tf.float32, name="learning_rate")]
         if self.runtime_masks:
             train_specs.append(tf.TensorSpec([self.num_neurons], tf.float32, name="masks"))
-            train = tf.function(lambda x, y, masks: self.train_step(x, y, masks), input_signature=train_specs, autograph=False)
-        else:
-            train = tf.function(lambda x, y: self.train_step(x, y), input_signature=train_specs, autograph=False)
-        set_weights = _keyword_function(self.set_weights, {w.name: w for w in self.device_weights.values()})
+        train = tf.function(lambda *args: self.train_step(*args), input_signature=train_specs, autograph=False)
         found = {
             "train": train.get_concrete_function(),
             "infer": tf.function(self.infer, input_signature=[image(None)], autograph=False).get_concrete_function(),
-            "get_weights": tf.function(self.get_weights, input_signature=[], autograph=False).get_concrete_function(),
-            "set_weights": set_weights,
+            "get_weights": tf.function(self.get_weights, input_signature=[tf.TensorSpec([], tf.int32, name="dummy")],
+                                       autograph=False).get_concrete_function(),
+            "set_weights": tf.function(self.set_weights, autograph=False, input_signature=[
+                tf.TensorSpec([None], tf.float32, name="weights"), tf.TensorSpec([None], tf.int32, name="fingerprint"),
+            ]).get_concrete_function(),
         }
         if flex:
             path = [tf.TensorSpec([], tf.string, name="checkpoint_path")]
@@ -143,22 +207,12 @@ class TrainerModule(tf.Module):
             "runtime_masks": self.runtime_masks,
             "neuron_layout": {name: list(span) for name, span in self.neuron_layout.items()},
             "weights": {w.name: list(w.shape) for w in weights},
+            "weight_layout": {name: list(span) for name, span in self.weight_layout.items()},
+            "num_weights": self.num_weights,
+            "fingerprint": [int(v) for v in self.fingerprint],
             "trained_parameters": sum(w.num_trained for w in weights),
             "trainable_parameters": self.trainable_parameters,
         }
-
-
-def _keyword_function(method, named):
-    """A concrete function whose inputs are named after ``named`` (one keyword each)."""
-
-    def call(**tensors):
-        return method(**tensors)
-
-    call.__signature__ = inspect.Signature(
-        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in named]
-    )
-    specs = {name: tf.TensorSpec(w.shape, tf.float32, name=name) for name, w in named.items()}
-    return tf.function(call, autograph=False).get_concrete_function(**specs)
 
 
 def _functional(model):
@@ -217,20 +271,21 @@ def _neuron_layout(model, weights):
     return layout, spans
 
 
-def _run(graph, x, params, training, stats):
+def _run(graph, x, params, training, stats, example_weight=None):
     def param(layer, attr):
         variable = getattr(layer, attr, None)
         return None if variable is None else params[variable.path]
 
     def operation_fn(op):
         if isinstance(op, keras.Model):
-            return lambda *args, **kwargs: _run(_functional(op), args[0], params, training, stats)
+            return lambda *args, **kwargs: _run(_functional(op), args[0], params, training, stats, example_weight)
         if not isinstance(op, keras.layers.Layer):
             raise KerasEdgeError(f"operation {op.name!r} ({type(op).__name__}) in the model graph is not a layer "
                                  "the export supports; wrap it in a supported Keras layer")
         return lambda *args, **kwargs: call_layer(
             op, args, kwargs, param=param, training=training,
             on_batch_stats=lambda layer, mean, variance: stats.append((layer, mean, variance)),
+            example_weight=example_weight,
         )
 
     return graph._run_through_graph(x, operation_fn=operation_fn)

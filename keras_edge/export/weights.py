@@ -8,6 +8,8 @@ weight is reassembled with one gather for the forward pass.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 import numpy as np
@@ -20,6 +22,15 @@ from keras_edge.export.gradients import Param
 def safe_name(path: str) -> str:
     """A signature-safe tensor name for a Keras variable path (``conv1/kernel`` -> ``conv1_kernel``)."""
     return re.sub(r"\W", "_", path)
+
+
+def fingerprint(input_shape, num_classes, weights) -> np.ndarray:
+    """Four int32 identifying a weight layout: the input shape, the number of classes and
+    every weight's name and shape in order. Weights saved from one export restore into
+    another export of the same model (any batch size, selection or learning rate) and
+    into no other model."""
+    layout = json.dumps([list(input_shape), int(num_classes), [[name, list(shape)] for name, shape in weights]])
+    return np.frombuffer(hashlib.sha256(layout.encode()).digest()[:16], "<i4").copy()
 
 
 class DeviceWeight(tf.Module):
@@ -38,7 +49,7 @@ class DeviceWeight(tf.Module):
         self.view_shape, n = view.shape, view.shape[-1]
         self.channels, element_mask = _channels(path, mask, value.shape, view.shape)
         self.element_mask = None if element_mask is None else tf.constant(element_mask, tf.float32)
-        self.momentum = momentum
+        self.momentum, self.velocity = momentum, None
         if self.channels is not None and len(self.channels) == 0:
             self.frozen_part = tf.Variable(view, name=self.name)
             self.trained = None
@@ -83,21 +94,28 @@ class DeviceWeight(tf.Module):
         tape.watch(trained)
         return Param(self.value(trained), trained, self.channels)
 
-    def assign(self, full):
-        """Set the weight from a full (Keras-shaped) tensor."""
+    def assign(self, full, apply=None):
+        """Set the weight from a full (Keras-shaped) tensor; with ``apply`` (a bool
+        scalar tensor) only where it is true, and then the momentum restarts at zero."""
         view = tf.reshape(full, self.view_shape)
         if self.trained is None:
-            self.frozen_part.assign(view)
+            parts = [(self.frozen_part, view)]
         elif self.frozen_part is None:
-            self.trained.assign(view)
+            parts = [(self.trained, view)]
         else:
-            self.trained.assign(tf.gather(view, self.channels, axis=-1))
-            self.frozen_part.assign(tf.gather(view, self.rest_index, axis=-1))
+            parts = [(self.trained, tf.gather(view, self.channels, axis=-1)),
+                     (self.frozen_part, tf.gather(view, self.rest_index, axis=-1))]
+        if self.velocity is not None:
+            parts.append((self.velocity, tf.zeros(self.velocity.shape)))
+        for variable, value in parts:
+            variable.assign(value if apply is None else tf.where(apply, value, tf.convert_to_tensor(variable)))
 
-    def apply_gradient(self, grad, learning_rate, channel_mask=None):
+    def apply_gradient(self, grad, learning_rate, channel_mask=None, apply=None):
         """One step of Keras' SGD: ``v = momentum * v - lr * g; w += v`` (``w -= lr * g``
         without momentum). ``channel_mask`` (float [selected channels]) gates the step at
-        run time: a masked channel keeps its weight and its momentum unchanged."""
+        run time: a masked channel keeps its weight and its momentum unchanged.
+        ``apply`` (bool scalar tensor): when false, nothing changes, even if ``grad``
+        holds NaN or infinity."""
         mask = self.element_mask
         if channel_mask is not None:
             mask = channel_mask if mask is None else mask * channel_mask
@@ -108,8 +126,9 @@ class DeviceWeight(tf.Module):
             step = self.momentum * v_old - learning_rate * grad
             if mask is not None:
                 step = mask * step + (1.0 - mask) * v_old
-            self.velocity.assign(step)
-        self.trained.assign_add(step if mask is None else step * mask)
+            self.velocity.assign(step if apply is None else tf.where(apply, step, v_old))
+        step = step if mask is None else step * mask
+        self.trained.assign_add(step if apply is None else tf.where(apply, step, tf.zeros_like(step)))
 
 
 def _channels(path, mask, shape, view_shape):
