@@ -132,7 +132,11 @@ class StageCache:
         return (self.path / "results.json").exists()
 
     def load(self):
-        return keras.saving.load_model(self.path / "model.keras", compile=False)
+        model = keras.saving.load_model(self.path / "model.keras", compile=False)
+        if (self.path / "variables.npz").exists():  # RNG states, which model.keras does not keep
+            for var, value in zip(model.variables, _arrays(self.path / "variables.npz"), strict=True):
+                var.assign(value)
+        return model
 
     def results(self) -> dict:
         return json.loads((self.path / "results.json").read_text())
@@ -142,4 +146,5 @@ class StageCache:
         with io.atomic_path(self.path) as tmp:
             tmp.mkdir()
             model.save(tmp / "model.keras")
+            np.savez(tmp / "variables.npz", *[np.asarray(v) for v in model.variables])
             (tmp / "results.json").write_text(json.dumps(results))

@@ -257,6 +257,8 @@ class Trainer:
                 f"{tuple(model.input_shape[1:])}; set data.image_size / data.channels in that stage")
         if model.output_shape[-1] == data.num_classes:
             return model
+        # Seeded here: after a cached stage nothing else has seeded this process yet.
+        keras.utils.set_random_seed(self.ctx.stage.train.seed + 1000 * self.ctx.stage_index)
         return replace_classifier(model, data.num_classes)
 
     def new_optimizer(self, iterations: int = 0) -> None:

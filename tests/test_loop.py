@@ -10,6 +10,8 @@ import tensorflow as tf
 from keras_edge import hookimpl
 from keras_edge.context import SubnetSample
 from keras_edge.errors import PluginError, TrainingError
+from keras_edge.loop import Trainer
+from keras_edge.plugins import get_plugin_manager
 from keras_edge.recipe import parse_recipe
 from keras_edge.runner import run_recipe
 from tests.conftest import tiny
@@ -234,6 +236,19 @@ def test_mismatched_resume_is_refused(tmp_path):
         run_recipe(parse_recipe(tiny(train={"epochs": 5})), tmp_path / "run", resume=True)
     with pytest.raises(KerasEdgeError, match="is not empty; pass --resume"):
         run_recipe(parse_recipe(tiny()), tmp_path / "run")
+
+
+def test_fine_tuning_after_a_cached_stage_is_bit_identical(cache_dir):
+    recipe = tiny(train={"deterministic": True},
+                  stages=[{"name": "pre", "epochs": 1, "cache": True},
+                          {"name": "fine", "epochs": 1, "data": {"classes": [0, 1]}}])
+    results = []
+    for _ in range(3):  # the first run trains and caches "pre"; the others load it
+        trainer = Trainer(parse_recipe(recipe), get_plugin_manager())
+        trainer.run()
+        results.append([v.numpy() for v in trainer.ctx.model.weights])
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other, strict=True))
 
 
 def test_new_classifier_when_a_stage_changes_the_class_count(cache_dir):
