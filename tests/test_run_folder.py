@@ -156,3 +156,11 @@ def test_tfds_folder_naming_a_foreign_class_is_refused(tmp_path, capsys, cls):
     recipe = write(tmp_path / "r.toml", text)
     code, _, err = run_cli(["run", recipe, "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and "not part of tensorflow-datasets" in err and cls in err, err
+
+
+def test_out_that_cannot_be_created_is_one_line(tmp_path, capsys):
+    recipe = write(tmp_path / "r.toml", TINY_TOML)
+    (tmp_path / "a-file").write_text("x")
+    code, _, err = run_cli(["run", recipe, "--out", str(tmp_path / "a-file" / "run")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "cannot create the run folder" in err, err
+    assert (tmp_path / "a-file").read_text() == "x"
