@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import tensorflow as tf
+
+from keras_edge.errors import PluginError
+
 
 @dataclasses.dataclass
 class SubnetSample:
@@ -49,7 +53,12 @@ class RunContext:
     global_step: int = 0
     steps_per_epoch: int = 0
     options: dict = dataclasses.field(default_factory=dict)
-    """Plugin name -> its validated ``Options`` instance."""
+    """Plugin name -> its validated ``Options`` instance (a hook gets its own as ``options``)."""
+    history: list = dataclasses.field(default_factory=list)
+    """One row per finished epoch (``stage``, ``epoch`` counted from 1, and the epoch's logs),
+    as in ``metrics.csv``; restored on resume."""
+    stop_stage: bool = False
+    """Set it in ``on_epoch_end`` to end the stage after this epoch (early stopping does)."""
     scratch: dict = dataclasses.field(default_factory=dict)
     """Free space for plugins to share state within a run."""
 
@@ -57,3 +66,17 @@ class RunContext:
     def epochs(self) -> int:
         """Number of epochs of the current stage."""
         return self.stage.epochs if self.stage is not None else 0
+
+
+def step_inputs(samples) -> tuple:
+    """The train step's ``configs`` tuple and ``[k, 3]`` weights tensor for these samples."""
+    configs = tuple(None if s.config is None else tf.convert_to_tensor(s.config) for s in samples)
+    weights = tf.constant([[s.grad_scale, s.ce_weight, s.distill_weight] for s in samples], tf.float32)
+    return configs, weights
+
+
+def checked_samples(plugin: str, samples) -> list:
+    """What ``sample_subnets`` returned, if it is a non-empty list of ``SubnetSample``."""
+    if not isinstance(samples, (list, tuple)) or not samples or not all(isinstance(s, SubnetSample) for s in samples):
+        raise PluginError(plugin, "sample_subnets", "return a non-empty list of SubnetSample or None")
+    return list(samples)

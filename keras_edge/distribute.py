@@ -39,3 +39,13 @@ def make_strategy(kind: str) -> tf.distribute.Strategy:
     except json.JSONDecodeError as exc:
         raise RecipeError(f"TF_CONFIG is not valid JSON ({exc}); fix the environment variable") from exc
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def distributed_batches(strategy, data, batch_size: int, seed: int, epoch: int, augment):
+    """The epoch's training batches, split over the strategy's replicas when there are several."""
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return data.train_dataset(batch_size, seed, epoch, augment)
+    return strategy.distribute_datasets_from_function(
+        lambda input_ctx: data.train_dataset(batch_size, seed, epoch, augment, replicas,
+                                             input_ctx.input_pipeline_id, input_ctx.num_input_pipelines))

@@ -2,7 +2,9 @@
 
 Every hook is called with keyword arguments; an implementation may accept only the
 arguments it needs, so new arguments never break existing plugins. ``ctx`` is the
-``keras_edge.context.RunContext`` of the run. Hooks run between compiled steps,
+``keras_edge.context.RunContext`` of the run; ``options`` is the implementing
+plugin's own validated ``Options`` instance for the current stage (``None`` for a
+plugin without options). Hooks run between compiled steps,
 except ``augment_batch`` (traced once into the ``tf.data`` pipeline) and
 ``loss_terms`` (traced once into the compiled train step).
 
@@ -27,9 +29,10 @@ hookspec = pluggy.HookspecMarker("keras_edge")
 def register_models() -> dict[str, Any]:
     """Add model builders to the zoo.
 
-    Called once when the plugin manager is built, for every installed plugin (active
-    or not). Return ``{name: builder}`` where ``builder(input_shape, num_classes,
-    **recipe_model_options)`` returns a Keras model. Results are merged; a name
+    Called once per run, for every installed plugin (active or not). Return
+    ``{name: builder}`` where ``builder(input_shape, num_classes, width,
+    **model_options)`` returns a Keras model (``width`` is ``model.width``, the
+    options are the recipe's ``[model.options]`` table). Results are merged; a name
     defined twice is an error.
     """
 
@@ -56,35 +59,57 @@ def register_commands(cli) -> None:
 
 
 @hookspec
-def on_run_start(ctx) -> None:
+def on_run_start(ctx, options) -> None:
     """Fires once per process before training, after the first stage's model and data are built
     (a resumed run fires it at the stage it resumes)."""
 
 
 @hookspec
-def on_stage_start(ctx) -> None:
-    """Fires at the start of each stage (``ctx.stage``), after its data is loaded."""
+def on_stage_start(ctx, options) -> None:
+    """Fires at the start of each stage (``ctx.stage``), after its data is loaded and the
+    model is adapted to it (a new classifier when the number of classes changes)."""
 
 
 @hookspec
-def on_epoch_start(ctx) -> None:
+def on_epoch_start(ctx, options) -> None:
     """Fires before each epoch (``ctx.epoch``), before ``select_trainable``."""
 
 
 @hookspec
-def on_epoch_end(ctx, logs: dict) -> None:
-    """Fires after each epoch's validation. ``logs`` maps metric names to floats;
-    implementations may add entries (they go to ``metrics.csv``)."""
+def on_epoch_end(ctx, logs: dict, options) -> None:
+    """Fires after each epoch's validation. ``logs`` maps ``loss``, ``accuracy``,
+    ``val_loss``, ``val_accuracy`` (absent when ``data.validation_fraction = 0``),
+    ``learning_rate``, ``epoch_time_s`` and each loss term to floats; implementations
+    may add entries (they go to ``metrics.csv`` and TensorBoard). Set
+    ``ctx.stop_stage = True`` to end the stage after this epoch."""
 
 
 @hookspec
-def on_stage_end(ctx, logs: dict) -> None:
-    """Fires after the last epoch of a stage; ``logs`` holds the stage's test metrics
-    and implementations may add entries (they go to ``summary.json``)."""
+def on_step_end(ctx, metrics: dict, options) -> None:
+    """Fires after every optimizer step, outside the compiled step. ``metrics`` maps
+    ``loss``, ``accuracy`` and each loss term to this step's scalar tensors (reading one
+    with ``float()`` waits for the step to finish). Costs a Python call per step, so
+    the loop calls it only when an active plugin implements it."""
 
 
 @hookspec
-def on_run_end(ctx, summary: dict) -> None:
+def on_checkpoint(ctx, state: dict, options) -> None:
+    """Fires after each epoch, after ``on_grow``, with ``state``: the loop's resumable
+    state (``stage_index``, ``epoch``, ``global_step``, ``history``, ``stage_results``,
+    ``train_macs``, ``elapsed_s``) and every plugin's ``state_dict`` under ``plugins``.
+    The built-in ``checkpoints`` plugin writes it with ``ctx.model`` and
+    ``ctx.optimizer``; the state is only gathered when an active plugin implements this."""
+
+
+@hookspec
+def on_stage_end(ctx, logs: dict, options) -> None:
+    """Fires after the last epoch of a stage and its test evaluation; ``logs`` holds
+    ``test_loss``, ``test_accuracy`` and ``time_s``, and entries added go to
+    ``summary.json`` under ``stages.<name>``."""
+
+
+@hookspec
+def on_run_end(ctx, summary: dict, options) -> None:
     """Fires once after training; implementations may add entries to ``summary``
     (written to ``summary.json``)."""
 
@@ -93,7 +118,7 @@ def on_run_end(ctx, summary: dict) -> None:
 
 
 @hookspec(firstresult=True)
-def on_grow(ctx, model) -> Any:
+def on_grow(ctx, model, options) -> Any:
     """Replace the model between epochs.
 
     Fires after ``on_epoch_end`` of every epoch. Return a new Keras model (weights
@@ -105,7 +130,7 @@ def on_grow(ctx, model) -> Any:
 
 
 @hookspec
-def select_trainable(ctx, model) -> dict[str, Any] | None:
+def select_trainable(ctx, model, options) -> dict[str, Any] | None:
     """Choose which weights may change during the coming epoch.
 
     Fires at the start of every epoch, after ``on_epoch_start``. Return
@@ -119,50 +144,59 @@ def select_trainable(ctx, model) -> dict[str, Any] | None:
 
 
 @hookspec(firstresult=True)
-def sample_subnets(ctx) -> list | None:
+def sample_subnets(ctx, options) -> list | None:
     """Choose the (sub)networks trained on the next batch.
 
     Fires before every optimizer step. Return a list of
-    ``keras_edge.context.SubnetSample``; the first entry is the teacher for the
-    others' distillation. Sample ``config`` values must be tensors or arrays of one
-    fixed shape, so the step is traced once per list length. ``None`` trains the full
-    model alone. The first non-``None`` result wins.
+    ``keras_edge.context.SubnetSample(config, grad_scale, ce_weight, distill_weight)``:
+    each is trained on the batch through ``model(x, training=True, subnet=config)``
+    (``config=None``: the plain model) with the loss ``ce_weight * CE +
+    distill_weight * KL(teacher || subnet)``, the teacher being the first sample's
+    detached softmax, and the gradients ``sum(grad_scale * grad(loss))`` make one
+    optimizer step. Configs must keep one shape, so the step is traced once per list
+    length; a model may define ``subnet_macs(config)`` so training MACs are counted
+    per subnet. ``None`` trains the full model alone. The first non-``None`` result
+    wins.
     """
 
 
 @hookspec
-def augment_batch(ctx, batch: dict) -> dict | None:
+def augment_batch(ctx, batch: dict, options) -> dict | None:
     """Transform a training batch inside the ``tf.data`` pipeline (traced, not eager).
 
     ``batch`` holds ``"image"`` (float32, NHWC, in [0, 1]), ``"label"`` (int32) and
     ``"seed"`` (int64 ``[2]``, fixed by ``train.seed`` and the epoch): draw random
     numbers with ``tf.random.stateless_*`` from it so a resumed run repeats them.
     Return a new dict (for example with ``"image"`` replaced, or extra augmented
-    ``"views"``: a list of tensors shaped like ``"image"``, which the loop runs
-    through the model together with the clean images, taking cross-entropy on the
-    clean ones) or ``None`` to leave it. Implementations are chained: each receives
-    the previous one's output. Use TensorFlow ops only.
+    ``"views"``: a list of tensors shaped like ``"image"``, which ``tf.data`` hands on
+    stacked as ``[V, B, H, W, C]`` and the loop runs through the model together with
+    the clean images, taking cross-entropy on the clean ones) or ``None`` to leave it.
+    Implementations are chained in registration order: each receives the previous
+    one's output. Use TensorFlow ops only.
     """
 
 
 @hookspec
-def loss_terms(ctx, batch: dict, outputs: dict, model, subnet) -> dict | None:
+def loss_terms(ctx, batch: dict, outputs: dict, model, subnet, options) -> dict | None:
     """Add terms to the loss inside the compiled train step (traced, not eager).
 
-    ``outputs`` holds ``"logits"`` of the clean images and, when the batch has
-    ``"views"``, ``"view_logits"`` (a list); ``subnet`` is the current
-    ``SubnetSample``. Return ``{name: scalar tensor}``; all terms of all plugins are
-    added to the loss of that subnet and each is logged as a metric.
+    Traced once per sampled subnet. ``outputs`` holds ``"logits"`` of the clean
+    images and, when the batch has ``"views"``, ``"view_logits"`` (a list);
+    ``subnet`` is the ``SubnetSample`` of this step, its fields being the step's
+    tensors (so it is current at every step, not the one of the first trace). Return
+    ``{name: scalar tensor}``; all terms of all plugins are added to the loss of that
+    subnet and each is logged as a metric.
     """
 
 
 @hookspec
-def evaluate_extra(ctx, model, flags: dict) -> dict | None:
+def evaluate_extra(ctx, model, flags: dict, options) -> dict | None:
     """Add sections to ``keras-edge evaluate``.
 
-    ``flags`` holds the evaluate command's boolean options (for example
-    ``{"corruptions": True, "subnets": False}``). Return ``{section: result}`` to
-    merge into the evaluation report, or ``None``.
+    Called on every installed plugin, active or not. ``flags`` holds the evaluate
+    command's boolean options (for example ``{"corruptions": True, "subnets":
+    False}``). Return ``{section: result}`` to merge into ``evaluation.json``, or
+    ``None``.
     """
 
 
@@ -170,14 +204,15 @@ def evaluate_extra(ctx, model, flags: dict) -> dict | None:
 
 
 @hookspec
-def state_dict(ctx) -> dict | None:
+def state_dict(ctx, options) -> dict | None:
     """Return this plugin's state, saved with every checkpoint: dicts, lists, numbers,
-    strings and NumPy arrays (arrays go to the checkpoint's ``plugins.npz``). Called
-    per plugin, active or not; the result is stored under the plugin's name."""
+    strings and NumPy arrays (arrays go to the checkpoint's ``plugins.npz``); anything
+    else stops the run with an error naming the plugin. Called per plugin, active or
+    not; the result is stored under the plugin's name."""
 
 
 @hookspec
-def load_state_dict(ctx, state: dict) -> None:
+def load_state_dict(ctx, state: dict, options) -> None:
     """Restore what ``state_dict`` returned, when a run resumes from a checkpoint.
     Called after ``on_run_start`` and ``on_stage_start`` of the resumed stage, so the
     saved state replaces what those set up."""

@@ -3,19 +3,23 @@
 Every plugin, including the ones shipped in ``plugins/``, is a ``keras_edge`` entry
 point naming a module or a class (a class is instantiated once per run). Set
 ``KERAS_EDGE_PLUGINS`` to a comma-separated list of names to load only those, or to
-an empty string to load none.
+an empty string to load none. The run's own features (``keras_edge.builtins``:
+checkpoints, metrics.csv, TensorBoard, progress, early stopping, summary, plots) are
+registered the same way, always, and turned off per recipe with ``plugins.disable``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import importlib.metadata
 import os
 
 import pluggy
 
-from keras_edge import hookspecs
+from keras_edge import __version__, _compat, hookspecs
+from keras_edge.builtins import BUILTIN_PLUGINS
 from keras_edge.errors import KerasEdgeError, PluginError
 
 GROUP = "keras_edge"
@@ -40,11 +44,30 @@ def _load(name: str, ep) -> object:
                           f"the package providing entry point {ep.value!r}") from exc
 
 
+def builtin_plugins() -> dict:
+    """Name -> class of each built-in plugin."""
+    loaded = {}
+    for name, target in BUILTIN_PLUGINS.items():
+        module, _, attr = target.partition(":")
+        loaded[name] = getattr(importlib.import_module(module), attr)
+    return loaded
+
+
+def plugin_objects(extra=None) -> dict:
+    """Built-in, installed and ``extra`` plugins by name (classes not yet instantiated)."""
+    objects = builtin_plugins()
+    for name, ep in entry_points().items():
+        if name in objects:
+            raise PluginError(name, "load", f"the name is taken by a built-in plugin; rename entry point "
+                              f"{ep.value!r} (to replace the built-in, disable it with plugins.disable)")
+        objects[name] = _load(name, ep)
+    objects.update(extra or {})
+    return objects
+
+
 def plugin_catalog(extra=None) -> dict:
     """Plugin name -> its ``Options`` dataclass or ``None``, for recipe validation."""
-    objects = {name: _load(name, ep) for name, ep in entry_points().items()}
-    objects.update(extra or {})
-    return {name: getattr(obj, "Options", None) for name, obj in objects.items()}
+    return {name: getattr(obj, "Options", None) for name, obj in plugin_objects(extra).items()}
 
 
 def get_plugin_manager(extra=None) -> pluggy.PluginManager:
@@ -55,9 +78,7 @@ def get_plugin_manager(extra=None) -> pluggy.PluginManager:
     """
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    objects = {name: _load(name, ep) for name, ep in entry_points().items()}
-    objects.update(extra or {})
-    for name, obj in objects.items():
+    for name, obj in plugin_objects(extra).items():
         pm.register(obj() if isinstance(obj, type) else obj, name=name)
     try:
         pm.check_pending()
@@ -75,7 +96,7 @@ def _report_plugin_errors(pm: pluggy.PluginManager) -> None:
         if not isinstance(caller, pluggy.HookCaller):
             continue
         for impl in caller.get_hookimpls():
-            impl.function = _named_errors(impl.function, impl.plugin_name, name)
+            _compat.replace_hookimpl_function(impl, _named_errors(impl.function, impl.plugin_name, name))
 
 
 def _named_errors(function, plugin: str, hook: str):
@@ -102,12 +123,6 @@ def call_impl(impl, **kwargs):
     return impl.function(*[kwargs[name] for name in impl.argnames])
 
 
-def active_caller(pm: pluggy.PluginManager, hook: str, active) -> pluggy.HookCaller:
-    """The hook restricted to the plugins named in ``active``."""
-    inactive = [pm.get_plugin(n) for n, _ in pm.list_name_plugin() if n not in active]
-    return pm.subset_hook_caller(hook, remove_plugins=[p for p in inactive if p is not None])
-
-
 def autouse_names(pm: pluggy.PluginManager) -> tuple[str, ...]:
     """Plugins that are active in every stage unless disabled (``autouse = True``)."""
     return tuple(n for n, p in pm.list_name_plugin() if getattr(p, "autouse", False))
@@ -122,11 +137,13 @@ def describe(pm: pluggy.PluginManager) -> list[dict]:
         ep = eps.get(name)
         dist = getattr(ep, "dist", None)
         options = getattr(plugin, "Options", None)
+        builtin = name in BUILTIN_PLUGINS
         rows.append({
             "name": name,
             "hooks": hooks,
-            "version": dist.version if dist else None,
-            "package": dist.name if dist else None,
+            "version": __version__ if builtin else dist.version if dist else None,
+            "package": "keras-edge" if builtin else dist.name if dist else None,
+            "builtin": builtin,
             "autouse": bool(getattr(plugin, "autouse", False)),
             "options": [f.name for f in dataclasses.fields(options)] if options else [],
         })

@@ -3,15 +3,13 @@ replacement of an earlier run by ``--force``."""
 
 from __future__ import annotations
 
-import csv
-import io as _stringio
 import json
 import os
 import time
 from pathlib import Path
 
-from keras_edge import io
-from keras_edge.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from keras_edge import hookimpl, io
+from keras_edge.checkpoint import list_checkpoints, load_checkpoint
 from keras_edge.errors import KerasEdgeError
 from keras_edge.lock import RunLock, holder
 from keras_edge.recipe import to_toml
@@ -20,19 +18,20 @@ MARKER = ".keras-edge-run"
 
 
 class RunFolder:
-    """The files of one run: recipe.toml, metrics.csv, checkpoints/, tensorboard/,
-    model.keras, summary.json, training_curves.png and status.json.
+    """The run folder's own files (``recipe.toml``, ``status.json``, the marker and the
+    lock); the built-in plugins write the rest (checkpoints, metrics, model, summary, plots).
 
     Opening a folder checks ``--out`` and takes its lock. With ``force``, an earlier run is
     moved aside and deleted only once this run has finished its first epoch (its recipe,
     data and model all worked); if this run fails sooner, the earlier run is put back.
     """
 
+    autouse = True  # registered as plugin "run_folder" for the run it holds
+
     def __init__(self, path, recipe, resume=False, force=False):
         self.path = Path(path)
         self.recipe = recipe
         self.checkpoints = self.path / "checkpoints"
-        self._writer = None
         self._replaced: tuple[Path, RunLock] | None = None
         if self.path.is_symlink() and (force or resume):
             raise KerasEdgeError(f"--out {self.path} is a symbolic link; give the run folder's real path")
@@ -126,37 +125,10 @@ class RunFolder:
     def resume_state(self) -> dict:
         return load_checkpoint(list_checkpoints(self.checkpoints)[-1])
 
-    def save_epoch(self, trainer, stage_index: int, epoch: int, elapsed_s: float) -> None:
-        """After each epoch: checkpoint, metrics.csv and TensorBoard scalars."""
-        ctx = trainer.ctx
-        save_checkpoint(self.checkpoints, trainer.state(elapsed_s), ctx.model, ctx.optimizer)
+    @hookimpl(trylast=True)
+    def on_checkpoint(self):
+        """The first epoch is done: the run this one replaces can go."""
         self.drop_replaced()
-        io.write_text(self.path / "metrics.csv", _csv(trainer.history))
-        self._tensorboard(trainer.history[-1], ctx.global_step)
-
-    def _tensorboard(self, row: dict, step: int) -> None:
-        import tensorflow as tf
-
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
-        with self._writer.as_default():
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and key != "epoch":
-                    tf.summary.scalar(key, value, step=step)
-        self._writer.flush()
-
-    def finish(self, trainer, summary: dict) -> None:
-        from keras_edge.plots import plot_history
-
-        self.drop_replaced()
-        with io.atomic_path(self.path / "model.keras") as tmp:
-            trainer.ctx.model.save(tmp)
-        io.write_text(self.path / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
-        if trainer.history:
-            io.write_text(self.path / "metrics.csv", _csv(trainer.history))
-            with io.atomic_path(self.path / "training_curves.png") as tmp:
-                plot_history(trainer.history, tmp)
-        self.set_status("finished")
 
 
 def read_status(path) -> dict:
@@ -185,12 +157,3 @@ def _not_empty(path: Path) -> str:
     has_checkpoint = bool(list_checkpoints(path / "checkpoints"))
     way = "pass --resume to continue it, " if has_checkpoint else ""
     return f"run folder {path} is not empty; {way}pass --force to replace it, or choose another --out"
-
-
-def _csv(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    out = _stringio.StringIO()
-    writer = csv.DictWriter(out, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()

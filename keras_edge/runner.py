@@ -18,12 +18,14 @@ def run_recipe(recipe, out_dir=None, resume=False, force=False, extra_plugins=No
         return Trainer(recipe, pm).run()
     folder = RunFolder(out_dir, recipe, resume, force)
     try:
-        trainer = Trainer(recipe, pm, folder)
+        pm.register(folder, name="run_folder")
+        trainer = Trainer(recipe, pm, folder.path)
         with trainer.strategy.scope():
             state = folder.resume_state() if resume else None
         folder.start()
         summary = trainer.run(resume=state)
-        folder.finish(trainer, summary)
+        folder.drop_replaced()
+        folder.set_status("finished")
     except KeyboardInterrupt:
         if folder.restore_replaced():
             raise RunInterrupted(f"interrupted; the earlier run in {folder.path} is kept") from None

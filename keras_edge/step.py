@@ -10,48 +10,15 @@ neither momentum nor weight decay moves them.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
+from keras_edge.context import SubnetSample
+from keras_edge.selection import Selection
 
-class Selection:
-    """Masks of the trainable variables for the current epoch.
+__all__ = ["Selection", "cross_entropy", "distillation", "make_train_step", "make_eval_step", "evaluate"]
 
-    Fully frozen variables are left out of the gradient; partially frozen ones keep
-    their mask in a ``tf.Variable``, so a new selection with the same structure is
-    copied in with no retrace.
-    """
-
-    def __init__(self, model, masks: dict | None):
-        self.trainable, self._partial = [], []
-        for var in model.trainable_variables:
-            mask = None if masks is None else masks.get(var.path)
-            if mask is None:
-                self.trainable.append(var)
-                continue
-            mask = np.broadcast_to(np.asarray(mask, var.dtype), var.shape)
-            if not mask.any():
-                continue  # fully frozen: no gradient at all
-            self.trainable.append(var)
-            if not mask.all():
-                self._partial.append((var, mask))
-        self._variables = None
-
-    @property
-    def key(self):
-        """What the compiled step depends on (same key: the step can be reused)."""
-        return tuple(v.path for v in self.trainable), tuple(v.path for v, _ in self._partial)
-
-    @property
-    def masked(self) -> list:
-        """``(variable, mask variable)`` pairs of the partially frozen variables."""
-        if self._variables is None:
-            self._variables = [(v, tf.Variable(m, trainable=False, name="mask")) for v, m in self._partial]
-        return self._variables
-
-    def update_masks(self, other: "Selection") -> None:
-        for (_, mine), (_, theirs) in zip(self.masked, other._partial):
-            mine.assign(theirs)
+EVAL_BATCH = 512
+"""Batch size of validation and test passes."""
 
 
 def cross_entropy(labels, logits, label_smoothing=0.0):
@@ -81,8 +48,8 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
 
     ``configs`` is a tuple of subnet configs (``None`` for the full model);
     ``weights`` a float32 ``[k, 3]`` tensor of ``(grad_scale, ce_weight,
-    distill_weight)`` rows. ``loss_terms(batch, outputs, subnet_index)`` returns the
-    plugins' extra terms. Under a ``tf.distribute`` strategy each replica takes its
+    distill_weight)`` rows. ``loss_terms(batch, outputs, subnet)`` returns the
+    plugins' extra terms; ``subnet`` is a ``SubnetSample`` of this step's tensors. Under a ``tf.distribute`` strategy each replica takes its
     share of the batch and the gradients are summed across replicas. The returned
     ``finite`` flag says whether the loss was finite; the loop stops at once when it is
     not, keeping the last checkpoint (sanitising every gradient instead halved the
@@ -111,7 +78,8 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
                 loss = weights[i, 1] * ce
                 if teacher is not None:
                     loss += weights[i, 2] * distillation(teacher, logits)
-                for name, term in (loss_terms(batch, outputs, i) or {}).items():
+                subnet = SubnetSample(config, weights[i, 0], weights[i, 1], weights[i, 2])
+                for name, term in (loss_terms(batch, outputs, subnet) or {}).items():
                     loss += term
                     if i == 0:
                         metrics[name] = term

@@ -24,6 +24,14 @@ def test_every_hook_is_documented():
     assert set(hook_names()) == documented
 
 
+def test_the_hook_reference_is_generated_from_the_specs():
+    from keras_edge.hookdoc import END, START, render
+
+    text = (ROOT / "docs" / "hooks.md").read_text()
+    assert START + text.partition(START)[2].partition(END)[0] + END == render(), \
+        "docs/hooks.md differs from keras_edge/hookspecs.py: run `python -m keras_edge.hookdoc docs/hooks.md`"
+
+
 def test_every_hook_has_a_docstring():
     for name in hook_names():
         assert getattr(hookspecs, name).__doc__, name

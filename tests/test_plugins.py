@@ -35,11 +35,13 @@ def test_disabled_plugin_does_not_fire(tmp_path):
     assert "weight_norm" not in (tmp_path / "run" / "metrics.csv").read_text()
 
 
-def test_env_var_limits_loaded_plugins(monkeypatch):
+def test_env_var_limits_loaded_plugins_but_not_the_built_ins(monkeypatch):
+    from keras_edge.builtins import BUILTIN_PLUGINS
+
     monkeypatch.setenv("KERAS_EDGE_PLUGINS", "")
-    assert plugin_catalog() == {}
+    assert set(plugin_catalog()) == set(BUILTIN_PLUGINS)
     monkeypatch.setenv("KERAS_EDGE_PLUGINS", "weight_norm")
-    assert set(plugin_catalog()) <= {"weight_norm"}
+    assert set(plugin_catalog()) - set(BUILTIN_PLUGINS) <= {"weight_norm"}
 
 
 class Misspelt:

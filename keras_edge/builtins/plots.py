@@ -1,6 +1,22 @@
-"""PNG plots of a run's training curves."""
+"""Built-in plugin ``plots``: ``RUN/training_curves.png`` at the end of a run."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from keras_edge import hookimpl, io
+
+
+class Plots:
+    """Loss and accuracy per epoch of every stage, train and validation."""
+
+    autouse = True
+
+    @hookimpl(trylast=True)
+    def on_run_end(self, ctx):
+        if ctx.run_dir is not None and ctx.history:
+            with io.atomic_path(Path(ctx.run_dir) / "training_curves.png") as tmp:
+                plot_history(ctx.history, tmp)
 
 
 def plot_history(history: list[dict], path) -> None:
