@@ -39,6 +39,15 @@ def replace_hookimpl_function(impl, function) -> None:
     impl.function = function
 
 
+def traced_frames(exc) -> list[tuple[str, int]]:
+    """``(file, line)`` frames of the user's code where ``exc`` arose inside a function that
+    TensorFlow's autograph converted (its traceback shows generated files instead);
+    empty for other exceptions (autograph: ``ag_error_metadata.translated_stack``)."""
+    metadata = getattr(exc, "ag_error_metadata", None)
+    stack = getattr(metadata, "translated_stack", None) or ()
+    return [(frame.filename, frame.lineno) for frame in stack]
+
+
 def tflite_schema():
     """TensorFlow's generated Python reader of the TFLite flatbuffer schema."""
     from tensorflow.lite.python import schema_py_generated

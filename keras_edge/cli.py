@@ -11,14 +11,16 @@ from pathlib import Path
 
 import click
 
-from keras_edge.errors import KerasEdgeError, RunInterrupted
+from keras_edge.errors import KerasEdgeError, RunInterrupted, user_error
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-edge")
-def cli():
+@click.option("--traceback", is_flag=True, help="Show the full Python traceback of an error "
+              "(also: KERAS_EDGE_TRACEBACK=1).")
+def cli(traceback):
     """keras-edge: train Keras models for edge devices with plugin recipes.
 
     \b
@@ -69,6 +71,9 @@ def plugins(as_json):
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
+        if "broken" in row:
+            click.echo(f"{row['name']}: BROKEN, {row['broken']}")
+            continue
         version = f" {row['version']}" if row["version"] else ""
         auto = " (autouse)" if row["autouse"] else ""
         click.echo(f"{row['name']}{version}{auto}: {', '.join(row['hooks']) or 'no hooks'}")
@@ -138,13 +143,16 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None) -> None:
-    """Console entry point: known errors become one line on stderr and exit code 2."""
+    """Console entry point: known errors become one line on stderr and exit code 2
+    (with ``--traceback`` or ``KERAS_EDGE_TRACEBACK=1``: the full traceback)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    full = "--traceback" in args or os.environ.get("KERAS_EDGE_TRACEBACK", "") not in ("", "0")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _start_tensorflow()
         _add_export_command()
         _add_plugin_commands()
-        cli.main(args=argv, standalone_mode=False)
+        cli.main(args=args, standalone_mode=False)
     except RunInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(130)
@@ -157,8 +165,11 @@ def main(argv=None) -> None:
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
-    except KerasEdgeError as exc:
-        click.echo("error: " + " ".join(str(exc).split()), err=True)
+    except Exception as exc:
+        known = user_error(exc)  # a KerasEdgeError, perhaps wrapped by TensorFlow while tracing a hook
+        if known is None or full:
+            raise
+        click.echo("error: " + " ".join(str(known).split()), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

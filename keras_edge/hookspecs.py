@@ -160,13 +160,43 @@ def sample_subnets(ctx, options) -> list | None:
     """
 
 
+@hookspec(firstresult=True)
+def configure_optimizer(ctx, model, optimizer, options) -> Any:
+    """Replace the optimizer the loop built from ``[train]``.
+
+    Fires whenever the loop builds an optimizer: at the start of every stage and
+    after ``on_grow`` replaced the model (so a replacement survives stage changes and
+    growth). Return a ``keras.optimizers.Optimizer`` for ``model``'s variables (for
+    example one whose ``update_step`` scales the learning rate per layer) or ``None``
+    to keep ``optimizer``. The loop builds it, carries the step count over and
+    checkpoints its variables. The first non-``None`` result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def evaluation_weights(ctx, model, options) -> Any:
+    """Weights to evaluate and ship instead of the training weights (EMA, SWA).
+
+    Fires before each validation and test evaluation and before ``on_run_end``
+    (whose ``summary`` plugin writes ``model.keras``). Return a list shaped like
+    ``model.get_weights()``; the loop loads it for the evaluation (or the end of the
+    run) and puts the training weights back afterwards, so training and checkpoints
+    go on with the training weights (keep your averaged weights in ``state_dict``
+    to resume them). ``None`` evaluates the training weights. The first non-``None``
+    result wins.
+    """
+
+
 @hookspec
 def augment_batch(ctx, batch: dict, options) -> dict | None:
     """Transform a training batch inside the ``tf.data`` pipeline (traced, not eager).
 
     ``batch`` holds ``"image"`` (float32, NHWC, in [0, 1]), ``"label"`` (int32) and
     ``"seed"`` (int64 ``[2]``, fixed by ``train.seed`` and the epoch): draw random
-    numbers with ``tf.random.stateless_*`` from it so a resumed run repeats them.
+    numbers with ``tf.random.stateless_*`` from it so a resumed run repeats them. Add
+    ``"target"`` (float32 ``[B, classes]`` probabilities, e.g. MixUp's mixed labels or
+    a teacher's predictions) and the cross-entropy is taken against it instead of the
+    one-hot ``"label"`` (which accuracy still uses).
     Return a new dict (for example with ``"image"`` replaced, or extra augmented
     ``"views"``: a list of tensors shaped like ``"image"``, which ``tf.data`` hands on
     stacked as ``[V, B, H, W, C]`` and the loop runs through the model together with

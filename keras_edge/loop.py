@@ -37,6 +37,7 @@ from keras_edge.context import RunContext, SubnetSample, checked_samples, step_i
 from keras_edge.data import BUILTIN_DATASETS, load_data
 from keras_edge.dispatch import Hooks, checked
 from keras_edge.distribute import distributed_batches, make_strategy
+from keras_edge.evaluation_weights import evaluation_weights
 from keras_edge.guards import check_divergence, check_finite
 from keras_edge.model_setup import model_for_stage, onto_replicas, registry
 from keras_edge.models import BUILTIN_MODELS
@@ -74,7 +75,8 @@ class Trainer:
             start_epoch = resume["epoch"] + 1 if resume and index == first else 0
             self.run_stage(index, start_epoch, first=index == first)  # on_run_start, resumed too
         summary = self.state.summary(self.ctx, time.perf_counter() - start)
-        self.hooks.call("on_run_end", ctx=self.ctx, summary=summary)
+        with evaluation_weights(self.hooks, self.ctx):  # the summary plugin saves model.keras in on_run_end
+            self.hooks.call("on_run_end", ctx=self.ctx, summary=summary)
         return summary
 
     def run_stage(self, index: int, start_epoch: int, first: bool) -> None:
@@ -108,7 +110,8 @@ class Trainer:
             self.run_epoch(data, epoch, augment, time.perf_counter() - began)
             if ctx.stop_stage:
                 break
-        test = evaluate(ctx.model, data.eval_dataset("test", EVAL_BATCH), eval_step=self.steps.eval_step())
+        with evaluation_weights(self.hooks, self.ctx):
+            test = evaluate(ctx.model, data.eval_dataset("test", EVAL_BATCH), eval_step=self.steps.eval_step())
         results = {"test_loss": test["loss"], "test_accuracy": test["accuracy"], "time_s": time.perf_counter() - began}
         self.hooks.call("on_stage_end", ctx=ctx, logs=results)
         self.state.stage_results[stage.name] = results
@@ -126,7 +129,8 @@ class Trainer:
         logs = self.train_epoch(step, dataset)
         check_divergence(logs["loss"], ctx)
         if len(data.x_val):  # validation_fraction = 0: no validation metrics, not zeros
-            val = evaluate(ctx.model, data.eval_dataset("val", EVAL_BATCH), eval_step=self.steps.eval_step())
+            with evaluation_weights(self.hooks, self.ctx):
+                val = evaluate(ctx.model, data.eval_dataset("val", EVAL_BATCH), eval_step=self.steps.eval_step())
             logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         logs.update(learning_rate=float(ctx.optimizer.learning_rate), epoch_time_s=time.perf_counter() - epoch_start)
         self.hooks.call("on_epoch_end", ctx=ctx, logs=logs)
@@ -171,6 +175,11 @@ class Trainer:
         ctx = self.ctx
         with self.strategy.scope():
             ctx.optimizer = make_optimizer(ctx.stage.train, ctx.steps_per_epoch)
+            found = self.hooks.first("configure_optimizer", ctx=ctx, model=ctx.model, optimizer=ctx.optimizer)
+            if found is not None:
+                plugin, optimizer = found
+                ctx.optimizer = checked(plugin, "configure_optimizer", optimizer, keras.optimizers.Optimizer,
+                                        "return a keras.optimizers.Optimizer or None")
             ctx.optimizer.build(ctx.model.trainable_variables)
         ctx.optimizer.iterations.assign(iterations)
         self.steps.reset(ctx.model, ctx.optimizer, ctx.stage.train, self.hooks.has("sample_subnets"))

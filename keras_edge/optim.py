@@ -35,9 +35,12 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def make_optimizer(train, steps_per_epoch: int):
     """SGD (with Nesterov momentum) or Adam, with decoupled weight decay and the schedule."""
-    schedule = WarmupSchedule(train.learning_rate, train.epochs * steps_per_epoch,
-                              round(train.warmup_epochs * steps_per_epoch), train.schedule,
-                              train.min_learning_rate)
+    warmup_steps = round(train.warmup_epochs * steps_per_epoch)
+    if train.schedule == "constant" and not warmup_steps:
+        schedule = train.learning_rate  # a variable, which a callback such as ReduceLROnPlateau may set
+    else:
+        schedule = WarmupSchedule(train.learning_rate, train.epochs * steps_per_epoch, warmup_steps,
+                                  train.schedule, train.min_learning_rate)
     decay = train.weight_decay or None
     if train.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=train.momentum, nesterov=train.nesterov,

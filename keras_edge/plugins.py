@@ -10,17 +10,21 @@ registered the same way, always, and turned off per recipe with ``plugins.disabl
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import functools
 import importlib
 import importlib.metadata
+import inspect
 import os
+import re
+import sys
 
 import pluggy
 
 from keras_edge import __version__, _compat, hookspecs
 from keras_edge.builtins import BUILTIN_PLUGINS
-from keras_edge.errors import KerasEdgeError, PluginError
+from keras_edge.errors import KerasEdgeError, PluginError, location
+from keras_edge.fielddoc import describe_fields
 
 GROUP = "keras_edge"
 
@@ -35,13 +39,20 @@ def entry_points() -> dict:
     return found
 
 
+BROKEN: dict = {}
+"""Installed plugins that cannot be imported: name -> the reason (they are skipped)."""
+
+
 @functools.cache
-def _load(name: str, ep) -> object:
+def _load(name: str, ep) -> object | None:
+    """The plugin an entry point names, or None (recorded in BROKEN, warned once) when it cannot be imported."""
     try:
         return ep.load()
     except Exception as exc:
-        raise PluginError(name, "load", f"{type(exc).__name__}: {exc}; reinstall or uninstall "
-                          f"the package providing entry point {ep.value!r}") from exc
+        BROKEN[name] = (f"plugin {name!r} cannot be imported: {type(exc).__name__}: {exc} at {location(exc)}; "
+                        f"fix it, or uninstall the package providing entry point {ep.value!r}")
+        print(f"warning: {BROKEN[name]} (skipped)", file=sys.stderr)
+        return None
 
 
 def builtin_plugins() -> dict:
@@ -60,7 +71,9 @@ def plugin_objects(extra=None) -> dict:
         if name in objects:
             raise PluginError(name, "load", f"the name is taken by a built-in plugin; rename entry point "
                               f"{ep.value!r} (to replace the built-in, disable it with plugins.disable)")
-        objects[name] = _load(name, ep)
+        loaded = _load(name, ep)
+        if loaded is not None:
+            objects[name] = loaded
     objects.update(extra or {})
     return objects
 
@@ -79,14 +92,33 @@ def get_plugin_manager(extra=None) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     for name, obj in plugin_objects(extra).items():
-        pm.register(obj() if isinstance(obj, type) else obj, name=name)
+        plugin = obj() if isinstance(obj, type) else obj
+        try:
+            pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise _validation_error(name, plugin, exc) from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(pm.get_name(exc.plugin) or "?", "register",
-                          f"{exc}; check the spelling against docs/hooks.md") from exc
+        raise _validation_error(pm.get_name(exc.plugin) or "?", exc.plugin, exc) from exc
     _report_plugin_errors(pm)
     return pm
+
+
+def _validation_error(name: str, plugin, exc) -> PluginError:
+    """One line for a hook implementation pluggy refuses: a misspelt hook or a wrong argument."""
+    hook = re.search(r"hook '(\w+)'", str(exc))
+    hook = hook.group(1) if hook else "?"
+    function = getattr(plugin, hook, None)
+    where = f"{inspect.getsourcefile(function)}:{inspect.getsourcelines(function)[1]}" if callable(function) else "?"
+    spec = getattr(hookspecs, hook, None)
+    if spec is None:
+        near = difflib.get_close_matches(hook, [h for h in dir(hookspecs) if hasattr(getattr(hookspecs, h), "keras_edge_spec")])
+        hint = f"did you mean {near[0]!r}?" if near else "see docs/hooks.md for the hooks"
+        return PluginError(name, hook, f"no such hook ({where}); {hint}")
+    wrong = re.search(r"Argument\(s\) (\{.*?\})", str(exc))
+    return PluginError(name, hook, f"argument(s) {wrong.group(1) if wrong else '?'} are not offered by this hook "
+                       f"({where}); it offers {tuple(inspect.signature(spec).parameters)}")
 
 
 def _report_plugin_errors(pm: pluggy.PluginManager) -> None:
@@ -102,6 +134,7 @@ def _report_plugin_errors(pm: pluggy.PluginManager) -> None:
 def _named_errors(function, plugin: str, hook: str):
     if getattr(function, "_keras_edge_wrapped", False):
         return function
+    source = getattr(getattr(function, "__code__", None), "co_filename", None)
 
     def wrapper(*args, **kwargs):
         try:
@@ -109,7 +142,7 @@ def _named_errors(function, plugin: str, hook: str):
         except KerasEdgeError:
             raise  # already a message for the user (a plugin may raise RecipeError, say)
         except Exception as exc:
-            raise PluginError(plugin, hook, f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError(plugin, hook, f"{type(exc).__name__}: {exc} at {location(exc, source)}") from exc
 
     # No functools.wraps: its __wrapped__ makes autograph convert the wrong source when a
     # hook (loss_terms) is traced into the train step ("closure mismatch").
@@ -129,7 +162,8 @@ def autouse_names(pm: pluggy.PluginManager) -> tuple[str, ...]:
 
 
 def describe(pm: pluggy.PluginManager) -> list[dict]:
-    """Name, hooks, version and options of each registered plugin (``keras-edge plugins``)."""
+    """Name, hooks, version and options (type, default, help) of each plugin, and the
+    installed ones that cannot be imported (``keras-edge plugins``)."""
     eps = entry_points()
     rows = []
     for name, plugin in sorted(pm.list_name_plugin()):
@@ -145,6 +179,8 @@ def describe(pm: pluggy.PluginManager) -> list[dict]:
             "package": "keras-edge" if builtin else dist.name if dist else None,
             "builtin": builtin,
             "autouse": bool(getattr(plugin, "autouse", False)),
-            "options": [f.name for f in dataclasses.fields(options)] if options else [],
+            "options": describe_fields(options) if options else [],
         })
+    rows += [{"name": name, "broken": reason, "hooks": [], "version": None, "options": []}
+             for name, reason in sorted(BROKEN.items())]
     return rows

@@ -372,6 +372,10 @@ def _names(value, where: str, source: str, catalog: dict) -> tuple[str, ...]:
     names = _typed(value, tuple[str, ...], where, source)
     for name in names:
         if name not in catalog:
+            from keras_edge.plugins import BROKEN
+
+            if name in BROKEN:
+                raise RecipeError(f"{source}: {where}: {BROKEN[name]}")
             raise RecipeError(f"{source}: {where}: unknown plugin {name!r}; installed plugins: "
                               f"{', '.join(sorted(catalog)) or 'none'} (see `keras-edge plugins`)")
     return names

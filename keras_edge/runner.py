@@ -8,12 +8,14 @@ from keras_edge.plugins import get_plugin_manager
 from keras_edge.run_folder import RunFolder
 
 
-def run_recipe(recipe, out_dir=None, resume=False, force=False, extra_plugins=None) -> dict:
+def run_recipe(recipe, out_dir=None, resume=False, force=False, extra_plugins=None, callbacks=()) -> dict:
     """Train ``recipe``; with ``out_dir``, persist everything there. Returns the summary.
 
-    ``extra_plugins`` maps names to plugin objects registered for this run only.
+    ``extra_plugins`` maps names to plugin objects registered for this run only;
+    ``callbacks`` are ``keras.callbacks.Callback`` objects run inside the loop.
     """
     pm = get_plugin_manager(extra_plugins)
+    pm.get_plugin("keras_callbacks").python_callbacks = list(callbacks)
     if out_dir is None:
         return Trainer(recipe, pm).run()
     folder = RunFolder(out_dir, recipe, resume, force)

@@ -1,7 +1,8 @@
 """The compiled train and eval steps.
 
 One ``tf.function`` trains every sampled (sub)network on the batch: each sample's
-loss is ``ce_weight * CE + distill_weight * KL(teacher || student) + plugin terms``,
+loss is ``ce_weight * CE + distill_weight * KL(teacher || student) + plugin terms``
+(CE against the batch's ``target`` probabilities when it has them, else its labels),
 the gradients are ``sum(grad_scale_i * grad(loss_i))``, masked by the current
 selection, and applied in one optimizer step (on every replica of the run's
 ``tf.distribute`` strategy). Weights under a 0 mask are restored after the update, so
@@ -21,9 +22,12 @@ EVAL_BATCH = 512
 """Batch size of validation and test passes."""
 
 
-def cross_entropy(labels, logits, label_smoothing=0.0):
+def cross_entropy(labels, logits, label_smoothing=0.0, targets=None):
+    """Mean cross-entropy against ``targets`` (probabilities, e.g. MixUp's or a teacher's)
+    when given, else against one-hot ``labels``; label smoothing applies to either."""
     num_classes = tf.shape(logits)[-1]
-    targets = tf.one_hot(labels, num_classes)
+    if targets is None:
+        targets = tf.one_hot(labels, num_classes)
     if label_smoothing:
         targets = targets * (1.0 - label_smoothing) + label_smoothing / tf.cast(num_classes, tf.float32)
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(targets, logits))
@@ -74,7 +78,7 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
                 parts = tf.split(all_logits, 1 + len(views)) if views else [all_logits]
                 logits = parts[0]
                 outputs = {"logits": logits, "view_logits": parts[1:]}
-                ce = cross_entropy(labels, logits, label_smoothing)
+                ce = cross_entropy(labels, logits, label_smoothing, batch.get("target"))
                 loss = weights[i, 1] * ce
                 if teacher is not None:
                     loss += weights[i, 2] * distillation(teacher, logits)

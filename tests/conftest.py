@@ -1,30 +1,14 @@
 """Shared helpers: tiny recipes on synthetic data so the core tests take seconds, and
 the weights of runs made in subprocesses."""
 
-import copy
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
-TINY = {
-    "data": {"name": "synthetic", "synthetic_examples": 256, "synthetic_shape": [12, 12, 1],
-             "synthetic_classes": 4, "batch_size": 32, "validation_fraction": 0.25},
-    "model": {"name": "small_cnn", "width": 0.25},
-    "train": {"epochs": 2, "optimizer": "sgd", "learning_rate": 0.05, "jit_compile": False},
-}
-
-
-def tiny(**sections):
-    """The TINY recipe dict with sections updated, e.g. tiny(train={"epochs": 1})."""
-    recipe = copy.deepcopy(TINY)
-    for name, values in sections.items():
-        if isinstance(values, dict) and isinstance(recipe.get(name), dict):
-            recipe[name].update(values)
-        else:
-            recipe[name] = values
-    return recipe
+from keras_edge.testing import TINY_RECIPE as TINY  # noqa: E402,F401  (one source for tests and plugin authors)
+from keras_edge.testing import tiny_recipe as tiny  # noqa: E402,F401
 
 
 @pytest.fixture

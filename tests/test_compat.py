@@ -63,3 +63,16 @@ def test_a_hookimpl_function_can_be_replaced():
 def test_tflite_schema_reads_models():
     schema = _compat.tflite_schema()
     assert hasattr(schema, "Model") and hasattr(schema, "BuiltinOperator")
+
+
+def test_traced_frames_point_at_the_users_code():
+    import tensorflow as tf
+
+    def user_code(x):
+        raise ValueError("in user code")
+
+    try:
+        tf.function(user_code)(tf.constant(1.0))
+    except ValueError as exc:
+        frames = _compat.traced_frames(exc)
+    assert frames and frames[-1] == (__file__, user_code.__code__.co_firstlineno + 1)

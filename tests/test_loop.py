@@ -14,6 +14,7 @@ from keras_edge.loop import Trainer
 from keras_edge.plugins import get_plugin_manager
 from keras_edge.recipe import parse_recipe
 from keras_edge.runner import run_recipe
+from keras_edge.testing import run_with_plugins
 from tests.conftest import tiny
 
 
@@ -36,12 +37,6 @@ class Recorder:
         return masks
 
 
-def run_with(plugins, recipe=None, out=None, **kwargs):
-    names = list(plugins)
-    recipe = parse_recipe(recipe or tiny(plugins={"enable": names}), catalog={n: None for n in names})
-    return run_recipe(recipe, out, extra_plugins=plugins, **kwargs)
-
-
 def half_of_conv1(ctx, model):
     rng = np.random.default_rng(ctx.epoch)
     conv = model.get_layer("conv1").kernel
@@ -56,7 +51,7 @@ def test_frozen_weights_never_move_even_with_momentum_and_weight_decay(optimizer
     recipe = tiny(train={"epochs": 3, "optimizer": optimizer, "momentum": 0.9, "weight_decay": 0.1,
                          "jit_compile": jit},
                   plugins={"enable": ["rec"]})
-    run_with({"rec": recorder}, recipe)
+    run_with_plugins({"rec": recorder}, recipe)
     conv_path = next(p for p in recorder.masks[0] if "conv1" in p)
     fc_path = next(p for p in recorder.masks[0] if "fc" in p)
     # compare the weights at each epoch start with the next epoch start
@@ -121,10 +116,10 @@ class Sampler:
 
 def test_sample_subnets_fires_every_step():
     sampler = Sampler()
-    summary = run_with({"sampler": sampler})
+    summary = run_with_plugins({"sampler": sampler})
     # 256 examples, 25% validation -> 192 train -> 6 steps of 32 per epoch, 2 epochs
     assert sampler.calls == 12
-    single = run_with({})
+    single = run_with_plugins({})
     assert summary["train_macs"] == 2 * single["train_macs"]
 
 
@@ -154,7 +149,7 @@ class Widen:
 
 def test_on_grow_replaces_the_model_and_training_goes_on(tmp_path):
     widen = Widen()
-    summary = run_with({"widen": widen}, out=tmp_path / "run")
+    summary = run_with_plugins({"widen": widen}, out=tmp_path / "run")
     assert widen.grew
     from keras_edge.models import count_params
 
@@ -178,7 +173,7 @@ class Views:
 
 
 def test_augment_batch_views_reach_loss_terms(tmp_path):
-    run_with({"views": Views()}, out=tmp_path / "run")
+    run_with_plugins({"views": Views()}, out=tmp_path / "run")
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     assert "consistency" in header.split(",")
 
@@ -191,7 +186,7 @@ class BlowUp:
 
 def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(tmp_path):
     with pytest.raises(TrainingError, match=r"epoch 2, step 9 \(global step 9\); the last good checkpoint"):
-        run_with({"blow": BlowUp()}, out=tmp_path / "run")
+        run_with_plugins({"blow": BlowUp()}, out=tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints" / "s00-e0000" / "model.keras").exists()
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "failed" and "NaN" in status["reason"]
@@ -206,7 +201,7 @@ class Raises:
 
 def test_plugin_error_names_plugin_and_hook_and_keeps_checkpoint(tmp_path):
     with pytest.raises(PluginError, match="plugin 'raiser' failed in hook 'on_epoch_end': ValueError: boom"):
-        run_with({"raiser": Raises()}, out=tmp_path / "run")
+        run_with_plugins({"raiser": Raises()}, out=tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints" / "s00-e0000").is_dir()
     assert not (tmp_path / "run" / "model.keras").exists()
 
@@ -215,7 +210,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     recipe = tiny(train={"epochs": 3})
     with pytest.raises(PluginError):
-        run_with({"raiser": Raises()}, tiny(train={"epochs": 3}, plugins={"enable": ["raiser"]}), out=out)
+        run_with_plugins({"raiser": Raises()}, tiny(train={"epochs": 3}, plugins={"enable": ["raiser"]}), out=out)
     summary = run_recipe(parse_recipe(tiny(train={"epochs": 3}, plugins={"enable": ["raiser"]}),
                                       catalog={"raiser": None}),
                          out, resume=True, extra_plugins={"raiser": Passive()})
@@ -231,7 +226,7 @@ class Passive:
 def test_mismatched_resume_is_refused(tmp_path):
     from keras_edge.errors import KerasEdgeError
 
-    run_with({}, out=tmp_path / "run")
+    run_with_plugins({}, out=tmp_path / "run")
     with pytest.raises(KerasEdgeError, match="differs from"):
         run_recipe(parse_recipe(tiny(train={"epochs": 5})), tmp_path / "run", resume=True)
     with pytest.raises(KerasEdgeError, match="is not empty; pass --resume"):

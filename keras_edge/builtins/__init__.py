@@ -11,6 +11,7 @@ recipe turns one off, and a third-party plugin may take its place.
                    without a better ``val_accuracy`` (sets ``ctx.stop_stage``)
 ``summary``        ``RUN/model.keras`` and ``RUN/summary.json`` (``on_run_end``)
 ``plots``          ``RUN/training_curves.png`` (``on_run_end``)
+``keras_callbacks`` Keras callbacks named in the recipe or passed from Python
 =================  ==========================================================
 """
 
@@ -22,4 +23,5 @@ BUILTIN_PLUGINS = {
     "early_stopping": "keras_edge.builtins.early_stopping:EarlyStopping",
     "summary": "keras_edge.builtins.summary:Summary",
     "plots": "keras_edge.builtins.plots:Plots",
+    "keras_callbacks": "keras_edge.builtins.keras_callbacks:KerasCallbacks",
 }

@@ -18,13 +18,14 @@ BUILTIN_DATASETS = {
     "synthetic": load_synthetic,
 }
 
-__all__ = ["Arrays", "Data", "BUILTIN_DATASETS", "load_data"]
+__all__ = ["Arrays", "Data", "BUILTIN_DATASETS", "check_arrays", "load_data", "to_float"]
 
 
 class Data:
     """Train/validation/test splits of one dataset and the pipelines that feed them.
 
-    Images are uint8 NHWC arrays; pipelines yield ``{"image": float32 in [0, 1],
+    Images are uint8 NHWC arrays (``to_float`` converts them as the pipelines do);
+    pipelines yield ``{"image": float32 in [0, 1],
     "label": int32}`` batches; training batches add ``"seed"``, an int64 ``[2]`` seed for
     stateless random ops (augmentation that a resumed run repeats exactly).
     """
@@ -108,10 +109,19 @@ def check_arrays(arrays: Arrays, name: str) -> None:
                         "a classifier cannot learn from it")
 
 
+def to_float(images):
+    """uint8 images (NumPy or TensorFlow) as float32 in [0, 1]: what models are trained on."""
+    if isinstance(images, np.ndarray):
+        return images.astype(np.float32) / 255.0
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) / 255.0
+
+
 def _to_batch(images, labels):
     import tensorflow as tf
 
-    return {"image": tf.cast(images, tf.float32) / 255.0, "label": tf.cast(labels, tf.int32)}
+    return {"image": to_float(images), "label": tf.cast(labels, tf.int32)}
 
 
 def _limit(x, y, limit, seed):
