@@ -32,35 +32,48 @@ class RunContext:
     """The state of a run that hooks may read (and plugins may keep notes in ``scratch``).
 
     Fields are added over time; an implementation should only read what it needs.
+    ``state_dict`` and ``load_state_dict`` run for every installed plugin, active in the
+    stage or not; the classifier is the model's last ``Dense`` layer.
     """
 
     recipe: Any
-    """The validated ``keras_edge.recipe.Recipe``."""
+    """The validated ``keras_edge.recipe.Recipe`` of the whole run. Always valid."""
     run_dir: Any = None
-    """``pathlib.Path`` of the run folder (``None`` in library use without a folder)."""
+    """``pathlib.Path`` of the run folder; ``None`` in library use without a folder (built-ins then write nothing)."""
     model: Any = None
-    """The Keras model being trained (replaced when ``on_grow`` returns a new one)."""
+    """The Keras model being trained; set from the first stage's start on, replaced when ``on_grow`` returns a
+    new one or a stage changes the class count (then holds a new classifier)."""
     optimizer: Any = None
+    """The optimizer of the current stage: rebuilt at every stage start and after growth. Valid from
+    ``on_stage_start`` on."""
     data: Any = None
-    """The ``keras_edge.data.Data`` of the current stage (train/val/test splits, spec)."""
+    """The ``keras_edge.data.Data`` of the current stage, from ``on_stage_start`` on. Its arrays
+    (``x_train``, ``x_val``, ``x_test``) are raw uint8 images: convert them with
+    ``keras_edge.data.to_float`` as the pipelines do; ``eval_dataset`` and ``train_dataset`` yield
+    float32 batches in [0, 1]."""
     stage: Any = None
-    """The current ``keras_edge.recipe.Stage``."""
+    """The current ``keras_edge.recipe.Stage`` (its ``data``, ``train`` and ``options``), from ``on_stage_start`` on."""
     stage_index: int = 0
+    """Index of the current stage in ``recipe.stages``, counted from 0."""
     epoch: int = 0
-    """Epoch within the stage, counted from 0."""
+    """Epoch within the stage, counted from 0 (logs, ``metrics.csv`` and the progress line count from 1)."""
     step: int = 0
-    """Optimizer step within the stage, counted from 0."""
+    """Optimizer steps done in the stage, counted from 0 (``on_step_end`` sees it after the step)."""
     global_step: int = 0
+    """Optimizer steps done in the whole run, over all stages."""
     steps_per_epoch: int = 0
+    """Full batches per epoch of the current stage (a partial last batch is dropped)."""
     options: dict = dataclasses.field(default_factory=dict)
-    """Plugin name -> its validated ``Options`` instance (a hook gets its own as ``options``)."""
+    """Plugin name -> its validated ``Options`` for the current stage; a hook gets its own plugin's as its
+    ``options`` argument, so read this only for another plugin's settings."""
     history: list = dataclasses.field(default_factory=list)
-    """One row per finished epoch (``stage``, ``epoch`` counted from 1, and the epoch's logs),
-    as in ``metrics.csv``; restored on resume."""
+    """One row per finished epoch of every stage (``stage``, ``epoch`` counted from 1, and the epoch's logs),
+    as in ``metrics.csv``; the current epoch's row is appended after ``on_epoch_end``; restored on resume."""
     stop_stage: bool = False
-    """Set it in ``on_epoch_end`` to end the stage after this epoch (early stopping does)."""
+    """Set it in ``on_epoch_end`` to end the stage after this epoch (early stopping does); reset every epoch."""
     scratch: dict = dataclasses.field(default_factory=dict)
-    """Free space for plugins to share state within a run."""
+    """Free space for plugins to share state, for the lifetime of the process: it is not checkpointed
+    (use ``state_dict`` for what must survive ``--resume``)."""
 
     @property
     def epochs(self) -> int:

@@ -32,7 +32,13 @@ def group(name: str) -> str:
 
 
 def render() -> str:
-    lines = [START]
+    from keras_edge.context import RunContext
+    from keras_edge.fielddoc import field_docs
+
+    lines = [START, "", "## `ctx`: the run context", "", inspect.cleandoc(RunContext.__doc__).replace("``", "`"), "",
+             "| field | what it holds, and when it is valid |", "|---|---|"]
+    lines += [f"| `{name}` | {doc.replace('``', '`')} |" for name, doc in field_docs(RunContext).items()]
+    lines += ["| `epochs` | Number of epochs of the current stage. |"]
     for title in GROUPS:
         lines += ["", f"## {title}"]
         for spec in specs():
