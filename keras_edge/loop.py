@@ -132,7 +132,8 @@ class Trainer:
             with evaluation_weights(self.hooks, self.ctx):
                 val = evaluate(ctx.model, data.eval_dataset("val", EVAL_BATCH), eval_step=self.steps.eval_step())
             logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        logs.update(learning_rate=float(ctx.optimizer.learning_rate), epoch_time_s=time.perf_counter() - epoch_start)
+        logs.update(learning_rate=float(keras.ops.convert_to_numpy(ctx.optimizer.learning_rate)),
+                    epoch_time_s=time.perf_counter() - epoch_start)
         self.hooks.call("on_epoch_end", ctx=ctx, logs=logs)
         ctx.history.append(history_row(ctx, logs))
         grown = self.hooks.first("on_grow", ctx=ctx, model=ctx.model)

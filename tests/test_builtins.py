@@ -90,3 +90,12 @@ def test_loss_terms_sees_the_current_steps_subnet_not_a_stale_one(tmp_path):
     header, row = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[:2]
     seen = float(row.split(",")[header.split(",").index("seen")])
     assert len(plugin.chosen) > 1 and np.isclose(seen, np.mean(plugin.chosen))
+
+
+def test_plugins_json_gives_each_options_type_default_and_help(capsys):
+    code, out, _ = run_cli(["plugins", "--json"], capsys)
+    rows = {r["name"]: r for r in json.loads(out)}
+    (keep,) = rows["checkpoints"]["options"]
+    assert keep == {"name": "keep", "type": "int", "default": 2,
+                    "help": "How many of the newest checkpoints to keep (older ones are deleted)."}
+    assert all(o["help"] for r in rows.values() for o in r["options"]), "an option without a docstring"
