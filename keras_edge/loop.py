@@ -13,9 +13,10 @@ Pseudocode of one run, with the hooks (<<name>>) where they fire::
                 train_step(batch, samples)                           # one tf.function;
                                                                      # <<loss_terms>> traced into it
                 <<on_step_end>>(metrics)
-            validate; <<on_epoch_end>>(logs)                         # metrics.csv, TensorBoard,
+            validate (<<evaluation_weights>>); <<on_epoch_end>>(logs) # metrics.csv, TensorBoard,
                                                                      # early stopping, progress
-            model = <<on_grow>>(model) or model                      # optimizer rebuilt
+            model = <<on_grow>>(model) or model                      # optimizer rebuilt,
+                                                                     # <<configure_optimizer>>
             <<on_checkpoint>>(state)                                 # checkpoints
         test; <<on_stage_end>>(logs)
     <<on_run_end>>(summary)                                          # model.keras, summary.json, plots
@@ -33,17 +34,16 @@ import tensorflow as tf
 
 from keras_edge.augment import augment_pipeline
 from keras_edge.checkpoint import StageCache, restore_optimizer
-from keras_edge.context import RunContext, SubnetSample, checked_samples, step_inputs
+from keras_edge.context import RunContext, SubnetSample, step_inputs
 from keras_edge.data import BUILTIN_DATASETS, load_data
 from keras_edge.dispatch import Hooks, checked
 from keras_edge.distribute import distributed_batches, make_strategy
 from keras_edge.evaluation_weights import evaluation_weights
+from keras_edge.method_hooks import MethodHooks
 from keras_edge.guards import check_divergence, check_finite
-from keras_edge.model_setup import model_for_stage, onto_replicas, registry
+from keras_edge.model_setup import model_for_stage, onto_replicas, optimizer_for_stage, registry
 from keras_edge.models import BUILTIN_MODELS
-from keras_edge.optim import make_optimizer
 from keras_edge.run_state import RunState, history_row
-from keras_edge.selection import combine_masks
 from keras_edge.step import EVAL_BATCH, evaluate
 from keras_edge.step_cache import StepCache
 from keras_edge.step_macs import StepMacs
@@ -59,7 +59,8 @@ class Trainer:
         self.ctx = RunContext(recipe=recipe, run_dir=run_dir)
         self.strategy = make_strategy(recipe.train.distribute)
         self.state = RunState()
-        self.steps = StepCache(self.strategy, self.loss_terms)
+        self.methods = MethodHooks(self.hooks, self.ctx)
+        self.steps = StepCache(self.strategy, self.methods.loss_terms)
         self.macs = StepMacs(self.strategy)
         self._data: dict = {}
         self._resumed: dict | None = None
@@ -124,7 +125,7 @@ class Trainer:
         epoch_start = time.perf_counter()
         keras.utils.set_random_seed(stage.train.seed + 1000 * ctx.stage_index + epoch)  # resumable per epoch
         self.hooks.call("on_epoch_start", ctx=ctx)
-        step = self.steps.train_step(self.select_trainable())
+        step = self.steps.train_step(self.methods.select_trainable())
         dataset = distributed_batches(self.strategy, data, stage.data.batch_size, stage.train.seed, epoch, augment)
         logs = self.train_epoch(step, dataset)
         check_divergence(logs["loss"], ctx)
@@ -152,7 +153,7 @@ class Trainer:
         sums: dict = {}
         for batch in dataset:
             if sampling:
-                samples = self.sample_subnets()
+                samples = self.methods.sample_subnets()
                 configs, weights = step_inputs(samples)
             out = step(batch, configs, weights)
             check_finite(out.pop("finite"), ctx)
@@ -174,15 +175,7 @@ class Trainer:
 
     def new_optimizer(self, iterations: int = 0) -> None:
         ctx = self.ctx
-        with self.strategy.scope():
-            ctx.optimizer = make_optimizer(ctx.stage.train, ctx.steps_per_epoch)
-            found = self.hooks.first("configure_optimizer", ctx=ctx, model=ctx.model, optimizer=ctx.optimizer)
-            if found is not None:
-                plugin, optimizer = found
-                ctx.optimizer = checked(plugin, "configure_optimizer", optimizer, keras.optimizers.Optimizer,
-                                        "return a keras.optimizers.Optimizer or None")
-            ctx.optimizer.build(ctx.model.trainable_variables)
-        ctx.optimizer.iterations.assign(iterations)
+        ctx.optimizer = optimizer_for_stage(self.hooks, ctx, self.strategy, iterations)
         self.steps.reset(ctx.model, ctx.optimizer, ctx.stage.train, self.hooks.has("sample_subnets"))
 
     def replace_model(self, plugin: str, model) -> None:
@@ -190,18 +183,3 @@ class Trainer:
         iterations = int(self.ctx.optimizer.iterations.numpy())
         self.ctx.model = onto_replicas(model, self.strategy, self.ctx.recipe.train.distribute != "none")
         self.new_optimizer(iterations)
-
-    def select_trainable(self) -> dict | None:
-        return combine_masks(self.hooks.each("select_trainable", ctx=self.ctx, model=self.ctx.model), self.ctx.model)
-
-    def loss_terms(self, batch, outputs, subnet) -> dict:
-        """The plugins' loss terms for ``subnet``, whose fields are the step's tensors (never stale)."""
-        terms = {}
-        for plugin, result in self.hooks.each("loss_terms", ctx=self.ctx, batch=batch, outputs=outputs,
-                                              model=self.ctx.model, subnet=subnet):
-            terms.update(checked(plugin, "loss_terms", result, dict, "return {name: scalar}"))
-        return terms
-
-    def sample_subnets(self) -> list:
-        found = self.hooks.first("sample_subnets", ctx=self.ctx)
-        return [SubnetSample()] if found is None else checked_samples(*found)

@@ -1,5 +1,6 @@
-"""The model of each stage: built from the zoo, given a new classifier when the class
-count changes, copied onto the replicas after growth."""
+"""The model and optimizer of each stage: the model built from the zoo, given a new
+classifier when the class count changes, copied onto the replicas after growth; the
+optimizer built from ``[train]`` unless a plugin's ``configure_optimizer`` replaces it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from keras_edge import _compat
 from keras_edge.dispatch import checked
 from keras_edge.errors import KerasEdgeError, PluginError
 from keras_edge.models import BUILTIN_MODELS, build_model
+from keras_edge.optim import make_optimizer
 
 
 def registry(builtin: dict, hooks, hook: str) -> dict:
@@ -74,3 +76,16 @@ def synchronize_batch_norm(model, strategy) -> None:
         for layer in _compat.all_layers(model):
             if hasattr(layer, "synchronized"):
                 layer.synchronized = True
+
+
+def optimizer_for_stage(hooks, ctx, strategy, iterations: int):
+    """The stage's optimizer, built for ``ctx.model`` in the strategy's scope, its step count set."""
+    with strategy.scope():
+        optimizer = make_optimizer(ctx.stage.train, ctx.steps_per_epoch)
+        found = hooks.first("configure_optimizer", ctx=ctx, model=ctx.model, optimizer=optimizer)
+        if found is not None:
+            optimizer = checked(found[0], "configure_optimizer", found[1], keras.optimizers.Optimizer,
+                                "return a keras.optimizers.Optimizer or None")
+        optimizer.build(ctx.model.trainable_variables)
+    optimizer.iterations.assign(iterations)
+    return optimizer
