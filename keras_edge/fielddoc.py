@@ -11,7 +11,15 @@ import typing
 
 
 def field_docs(cls) -> dict[str, str]:
-    """Field name -> the string literal that follows its definition in the class body."""
+    """Field name -> the string literal that follows its definition in the class body
+    (of ``cls`` or, for inherited fields, of the base class that defines them)."""
+    docs: dict = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):
