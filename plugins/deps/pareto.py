@@ -30,10 +30,11 @@ def bucket_best(points: list[dict], buckets: int = 6) -> list[dict]:
 
 
 def mean_pareto_accuracy(front: list[dict], low: float, high: float) -> float:
-    """Area under the front's accuracy over MACs normalised to [0, 1] (DεpS's metric).
+    """Area under a curve of (MACs, accuracy) points (sorted by MACs) over MACs normalised to [0, 1].
 
-    Trapezoids between front points; beyond the last front point the accuracy stays
-    at its value up to the largest MACs.
+    Trapezoids between points; before the first and after the last point the accuracy is
+    held at their values. On the whole Pareto front it is the "front" figure; on the
+    best subnet of each bucket it is the paper's metric (``bucket_pareto_accuracy``).
     """
     if high <= low:
         return float(front[-1]["accuracy"])
@@ -44,6 +45,15 @@ def mean_pareto_accuracy(front: list[dict], low: float, high: float) -> float:
     if x[0] > 0.0:
         x, y = [0.0] + x, [y[0]] + y
     return float(np.trapezoid(y, x))
+
+
+def bucket_pareto_accuracy(points: list[dict], buckets: int = 6) -> float:
+    """The paper's mean Pareto accuracy: the most accurate subnet of each of ``buckets`` equal
+    MACs ranges, and the area under their accuracy over MACs normalised to [0, 1]
+    (trapezoids, accuracy held flat to both ends of the range)."""
+    macs = [p["macs"] for p in points]
+    best = sorted(bucket_best(points, buckets), key=lambda p: p["macs"])
+    return mean_pareto_accuracy(best, min(macs), max(macs))
 
 
 def plot_fronts(reports: dict, path) -> None:

@@ -92,19 +92,17 @@ class ElasticMobileNet(keras.Model):
             for j, block in enumerate(stage):
                 if full:
                     x = block(x, kernel=self.space.kernels[-1], expand=self.space.expands[-1], **bn)
-                elif j < self.space.depths[0]:
-                    x = self._block(block, x, subnet, s, j, bn)
+                    continue
+                kernel, expand = self.space.block_positions(s, j)
+                run = functools.partial(block.apply, x, block.sliced_weights(subnet[kernel], subnet[expand]), **bn)
+                if j < self.space.depths[0]:
+                    x = run()
                 elif self.stem_bn.synchronized:  # its all-reduce may not sit in a tf.cond branch
-                    x = tf.where(subnet[s] > j, self._block(block, x, subnet, s, j, bn), x)
+                    x = tf.where(subnet[s] > j, run(), x)
                 else:  # a block beyond the stage's depth is skipped, not computed
-                    run = functools.partial(self._block, block, x, subnet, s, j, bn)
                     x = tf.cond(subnet[s] > j, run, lambda x=x: x)
         x = self.act(self.head_bn(self.head_conv(x), **bn), "hard_swish")
         return self.classifier(self.pool(x))
-
-    def _block(self, block, x, subnet, stage, index, bn):
-        kernel, expand = self.space.block_positions(stage, index)
-        return block(x, kernel=subnet[kernel], expand=subnet[expand], **bn)
 
     @property
     def input_shape(self):
