@@ -43,6 +43,8 @@ def test_quick_run_writes_units_curves_and_a_partial_verdict(quick):
     assert [r["stage"] for r in curve] == ["grow", "grow", "robust"]
     assert all(b["cpu_s"] > a["cpu_s"] and b["train_macs"] > a["train_macs"] for a, b in zip(curve, curve[1:]))
     assert curve[-1]["params"] > curve[0]["params"]  # grown after the first epoch
+    unit = json.loads((folder / "units" / "gearnn2-seed0.json").read_text())
+    assert curve[-1]["train_macs"] == unit["loop_train_macs"]  # the loop's own count agrees
     assert len(report["final_tables"]["baseline-seed0"]) == 15
     assert (folder / "gearnn.png").stat().st_size > 5000
 
