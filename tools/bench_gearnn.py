@@ -199,6 +199,19 @@ def at_cost(curve, cost):
     return rows[-1] if rows else None
 
 
+def epoch_costs(unit) -> dict:
+    """Mean CPU-seconds and training MACs per epoch, by kind of epoch (clean or robust, before
+    or at the final size): where each method's cost goes."""
+    groups, cpu, macs = {}, 0.0, 0
+    for r in unit["curve"]:
+        kind = ("robust" if r["robust_training"] else "clean") + (
+            "_final_size" if r["params"] == unit["final_params"] else "_before_growth")
+        groups.setdefault(kind, []).append((r["cpu_s"] - cpu, r["train_macs"] - macs))
+        cpu, macs = r["cpu_s"], r["train_macs"]
+    return {k: {"epochs": len(v), "cpu_s_per_epoch": sum(c for c, _ in v) / len(v),
+                "train_macs_per_epoch": sum(m for _, m in v) / len(v)} for k, v in groups.items()}
+
+
 def mean_ci(values):
     """Mean and 95% t-interval half-width (None for fewer than two values)."""
     values = [v for v in values if v is not None]
@@ -293,6 +306,7 @@ def assemble(units: dict, setting, seeds, augmentation) -> dict:
             "curves": {f"{m}-seed{s}": [{k: v for k, v in r.items() if k != "table"} for r in u["curve"]]
                        for (m, s), u in sorted(units.items())},
             "final_tables": {f"{m}-seed{s}": u["curve"][-1].get("table") for (m, s), u in sorted(units.items())},
+            "epoch_costs": {f"{m}-seed{s}": epoch_costs(u) for (m, s), u in sorted(units.items())},
             "growth": {f"{m}-seed{s}": u["growth"] for (m, s), u in sorted(units.items()) if m != "baseline"}}
 
 
@@ -321,6 +335,26 @@ def plot(report, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def markdown(report) -> str:
+    """The per-seed headline as a Markdown table (for the method card)."""
+    lines = ["| seed | method | final clean % | final robust % | total CPU-s | CPU-s to match | baseline CPU-s / that "
+             "| MACs ratio | clean gap | robust gap |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for s, p in sorted(report["per_seed"].items()):
+        b = p["baseline"]
+        lines.append(f"| {s} | baseline | {100 * b['clean']:.2f} | {100 * b['robust']:.2f} | {b['cost']:.0f} | "
+                     f"{b['cost_to_within_1pt']:.0f} | 1 | 1 | | |")
+        for m in METHODS:
+            e = p.get(m) if m != "baseline" else None
+            if e is None:
+                continue
+            hit = e["cost_to_match"] is not None
+            fmt = (lambda v, f: format(v, f) if hit else "never")  # noqa: E731
+            lines.append(f"| {s} | {m} | {100 * e['final_clean']:.2f} | {100 * e['final_robust']:.2f} | "
+                         f"{e['final_cost']:.0f} | {fmt(e['cost_to_match'], '.0f')} | {fmt(e['cost_ratio'], '.2f')} | "
+                         f"{fmt(e['macs_ratio'], '.2f')} | {fmt(e['clean_gap'], '.2f')} | {fmt(e['robust_gap'], '.2f')} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- main
@@ -380,6 +414,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=float))
     plot(report, out.with_suffix(".png"))
+    print(markdown(report))
     print(json.dumps(report["verdict"], indent=1))
     print(f"{report['units_done']}/{report['units_total']} units; wrote {out} and {out.with_suffix('.png')}")
     return 0
