@@ -143,3 +143,18 @@ def test_device_simulator_refuses_bad_labels_and_foreign_weights(exported, devic
 def test_missing_run_is_a_clear_error(tmp_path):
     with pytest.raises(KerasEdgeError, match="model.keras not found"):
         export_run(tmp_path)
+
+
+def test_deploy_doc_covers_every_signature_input_and_platform(exported):
+    """docs/deploy.md names every input and output of every signature the export
+    writes, and covers Android (Kotlin), Jetson (Python and C) and the migration table."""
+    out, _ = exported
+    doc = (ROOT / "docs/deploy.md").read_text()
+    report = json.loads(Path(f"{out}.json").read_text())
+    names = {name for inputs in report["signatures"].values() for name in inputs}
+    assert {"x", "y", "sample_weight", "learning_rate", "dummy", "weights", "fingerprint"} <= names
+    assert not [name for name in names | set(report["signatures"]) if f"`{name}`" not in doc]
+    for heading in ("## Migrating from the official on-device training example", "## Android (Kotlin)",
+                    "```kotlin", "tools/litert_train.py", "gcc -O2 -std=c11 -o keras_edge_train", "min_runtime_version"):
+        assert heading in doc, heading
+    assert report["min_runtime_version"] in doc

@@ -61,7 +61,7 @@ class TrainerModule(tf.Module):
     weights not in it are frozen (no weight gradient, no optimizer state).
     """
 
-    def __init__(self, model, *, batch_size=32, learning_rate=0.001, momentum=0.9, selection=None,
+    def __init__(self, model, *, batch_size=32, learning_rate=0.0001, momentum=0.9, selection=None,
                  runtime_masks=False):
         super().__init__(name="keras_edge_trainer")
         graph = _functional(model)
