@@ -19,12 +19,13 @@ class ElasticBatchNorm(keras.layers.Layer):
     ``calibrate`` (a scalar weight ``w``), moving statistics become
     ``(1 - w) * old + w * batch`` instead: a running average over calibration batches.
     ``synchronized`` (set by the loop under a multi-replica strategy) takes the batch
-    statistics over all replicas.
+    statistics over all replicas. ``fused``: training passes use one fused batch-norm op
+    (forward and gradient) instead of ``tf.nn.moments`` + ``batch_normalization``.
     """
 
-    def __init__(self, momentum=0.9, epsilon=1e-5, **kwargs):
+    def __init__(self, momentum=0.9, epsilon=1e-5, fused=True, **kwargs):
         super().__init__(**kwargs)
-        self.momentum, self.epsilon = momentum, epsilon
+        self.momentum, self.epsilon, self.fused = momentum, epsilon, fused
         self.synchronized = False
 
     def build(self, input_shape):
@@ -42,7 +43,7 @@ class ElasticBatchNorm(keras.layers.Layer):
         gamma, beta = part(self.gamma), part(self.beta)
         if not training and calibrate is None:
             mean, variance = part(self.moving_mean), part(self.moving_variance)
-        elif calibrate is None and not self._synchronizing():
+        elif self.fused and calibrate is None and not self._synchronizing():
             y, mean, variance = self._fused(x, gamma, beta)
             if update_stats:
                 self._blend(whole, c, mean, variance, 1.0 - self.momentum)
@@ -87,7 +88,7 @@ class ElasticBatchNorm(keras.layers.Layer):
                 var.assign(tf.concat([old[:c] * (1.0 - weight) + value * weight, old[c:]], 0))
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon, "fused": self.fused}
 
 
 def center_crop(kernel, size):
@@ -107,15 +108,15 @@ class ElasticMBConv(keras.layers.Layer):
     """
 
     def __init__(self, in_channels, out_channels, stride, kernels, max_expand, activation,
-                 bn_momentum=0.9, bn_epsilon=1e-5, **kwargs):
+                 bn_momentum=0.9, bn_epsilon=1e-5, fused_batch_norm=True, **kwargs):
         super().__init__(**kwargs)
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.kernels, self.max_expand, self.activation = tuple(kernels), max_expand, activation
-        self.bn_momentum, self.bn_epsilon = bn_momentum, bn_epsilon
+        self.bn_momentum, self.bn_epsilon, self.fused_batch_norm = bn_momentum, bn_epsilon, fused_batch_norm
         self.residual = stride == 1 and in_channels == out_channels
         self.act = keras.activations.get(activation)
         mid = in_channels * max_expand
-        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
+        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, fused=fused_batch_norm)
         self.expand_bn = ElasticBatchNorm(**bn, name="expand_bn")
         self.depthwise_bn = ElasticBatchNorm(**bn, name="depthwise_bn")
         self.project_bn = ElasticBatchNorm(**bn, name="project_bn")
@@ -189,4 +190,5 @@ class ElasticMBConv(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels,
                 "stride": self.stride, "kernels": list(self.kernels), "max_expand": self.max_expand,
-                "activation": self.activation, "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon}
+                "activation": self.activation, "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon,
+                "fused_batch_norm": self.fused_batch_norm}

@@ -56,6 +56,22 @@ def bucket_pareto_accuracy(points: list[dict], buckets: int = 6) -> float:
     return mean_pareto_accuracy(best, min(macs), max(macs))
 
 
+def summary_lines(report: dict) -> list[str]:
+    """A terminal summary of an ``evaluate --subnets`` report."""
+    m = 1e6
+    lines = [f"{report['num_evaluated']} subnets on {report['examples']} {report['split']} examples, BatchNorm "
+             f"recalibrated: mean Pareto accuracy {100 * report['mean_pareto_accuracy']:.2f}% (best of "
+             f"{len(report['buckets'])} MACs buckets; whole front {100 * report['front_pareto_accuracy']:.2f}%)",
+             f"smallest {100 * report['smallest']['accuracy']:.2f}% at {report['smallest']['macs'] / m:.2f} M MACs, "
+             f"largest {100 * report['largest']['accuracy']:.2f}% at {report['largest']['macs'] / m:.2f} M MACs",
+             "bucket  MACs range (M)   best subnet (M MACs)  accuracy"]
+    for b in report["buckets"]:
+        low, high = b["bucket_macs"]
+        lines.append(f"{b['bucket']:6d}  {low / m:6.2f} - {high / m:<6.2f}  {b['macs'] / m:20.2f}  "
+                     f"{100 * b['accuracy']:7.2f}%")
+    return lines
+
+
 def plot_fronts(reports: dict, path) -> None:
     """PNG of accuracy against MACs: every subnet (dots) and each run's front (line).
 

@@ -62,3 +62,15 @@ def evaluate_subnets(model, data, options) -> dict:
             "mean_pareto_accuracy": bucket_pareto_accuracy(points, options.buckets),
             "front_pareto_accuracy": mean_pareto_accuracy(front, low, high),
             "buckets": bucket_best(points, options.buckets), "pareto_front": front, "points": points}
+
+
+def headline(model, data, options) -> dict:
+    """What a user deploys: the full model and the smallest subnet, BatchNorm recalibrated, on the test split."""
+    images, labels = data.split("test")
+    calibration = calibration_batches(data, options.calibration_batches, options.calibration_batch_size,
+                                      options.seed)
+    with kept_statistics(model):
+        full = subnet_accuracy(model, None, calibration, images, labels)
+        smallest = subnet_accuracy(model, model.space.smallest(), calibration, images, labels)
+    return {"test_accuracy": full, "largest_macs": model.subnet_macs(None), "smallest_test_accuracy": smallest,
+            "smallest_macs": model.subnet_macs(model.space.smallest())}
