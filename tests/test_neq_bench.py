@@ -33,6 +33,7 @@ def test_quick_benchmark_writes_a_verdict_and_skips_finished_units(tmp_path, mon
     memory = result["device_memory"]
     assert set(memory) == {"0.15", "1"} and memory["1"]["training_kib_vs_full"] == 1.0
     assert memory["0.15"]["trained_parameters"] < memory["1"]["trained_parameters"]
+    assert memory["0.15"]["sparse_update"]["trained_parameters"] < memory["1"]["trained_parameters"]
     schemes = result["tables"]["vgg/digits"]["sparse_update_schemes"]
     assert schemes["0.15"]["fraction"] <= 0.15
     assert (tmp_path / "neq.png").stat().st_size > 0

@@ -88,7 +88,8 @@ FULL = Settings(
     pretrain={"epochs": 5, "limit": 15000},
     finetune_epochs=15, task_limit=None,
     search={"epochs": 3, "ratios": (0.25, 0.5, 1.0), "max_layers": 8},
-    memory={"model": "vgg", "task": "digits", "seed": 0, "method": "velocity_per_cost", "steps": 20},
+    memory={"model": "vgg", "task": "digits", "seed": 0, "method": "velocity_per_cost", "steps": 20,
+            "variants": ("bn_with_neuron", "sparse_update", "classifier_only")},
 )
 QUICK = Settings(
     arms={"vgg": Arm({"name": "vgg", "width": 0.25}, ("digits",), (0, 1), (0.15,),
@@ -96,7 +97,8 @@ QUICK = Settings(
     pretrain={"epochs": 1, "limit": 600},
     finetune_epochs=2, task_limit=300,
     search={"epochs": 1, "ratios": (1.0,), "max_layers": 1},
-    memory={"model": "vgg", "task": "digits", "seed": 0, "method": "velocity_per_cost", "steps": 3},
+    memory={"model": "vgg", "task": "digits", "seed": 0, "method": "velocity_per_cost", "steps": 3,
+            "variants": ("sparse_update",)},
 )
 
 
@@ -104,14 +106,13 @@ QUICK = Settings(
 
 
 def unit_list(settings: Settings) -> list[dict]:
-    """Every unit, seed by seed (a partial run leaves whole seeds of every arm)."""
+    """Every unit, task by task and seed by seed within a task, so that a partial run has
+    paired seeds at every budget of the first tasks."""
     units = []
-    for seed in range(max(len(a.seeds) for a in settings.arms.values())):
-        for arm_name, arm in settings.arms.items():
-            if seed >= len(arm.seeds):
-                continue
-            for task in arm.tasks:
-                base = {"model": arm_name, "task": task, "seed": arm.seeds[seed]}
+    for arm_name, arm in settings.arms.items():
+        for task in arm.tasks:
+            for seed in arm.seeds:
+                base = {"model": arm_name, "task": task, "seed": seed}
                 units.append({**base, "table": "paper", "method": "full", "budget": 1.0})
                 units.append({**base, "table": "paper", "method": "classifier_only", "budget": None})
                 for budget in arm.budgets:
@@ -238,7 +239,7 @@ def run_unit(unit: dict, raw: dict, settings: Settings, found: dict, scratch: Pa
     out = scratch / "runs" / unit_path(Path(), unit).with_suffix("") if keep else None
     result = train(task_recipe(raw, settings, unit["task"], unit["seed"], plugin, options), out)
     if keep:
-        result["memory"] = device_memory(Path(result["run_dir"]), unit, settings, scratch)
+        result["memory"] = device_memory(Path(result["run_dir"]), settings, scratch)
     result.pop("run_dir")
     return {**unit, "options": options, **result}
 
@@ -249,16 +250,18 @@ def memory_unit(unit: dict, settings: Settings) -> bool:
         (unit["table"] == "paper" and unit["method"] in (m["method"], "full")))
 
 
-def device_memory(run_dir: Path, unit: dict, settings: Settings, scratch: Path) -> dict:
-    """Export the run with its selection and measure LiteRT training memory in a fresh process."""
+def device_memory(run_dir: Path, settings: Settings, scratch: Path, selection: Path | None = None) -> dict:
+    """Export the run with its selection (default: the run's own) and measure LiteRT training
+    memory in a fresh process."""
     import numpy as np
 
     from keras_edge.data import load_data
     from keras_edge.export.command import export_run
     from keras_edge.recipe import load_recipe
 
-    selection = run_dir / "selection.npz"
-    report = export_run(run_dir, run_dir / "model.tflite", batch_size=32, learning_rate=0.05, momentum=0.0,
+    selection = selection or run_dir / "selection.npz"
+    out = run_dir / f"{selection.stem}.tflite"
+    report = export_run(run_dir, out, batch_size=32, learning_rate=0.05, momentum=0.0,
                         selection=selection if selection.is_file() else None)
     batches = scratch / "memory_batches.npz"
     if not batches.exists():
@@ -273,6 +276,63 @@ def device_memory(run_dir: Path, unit: dict, settings: Settings, scratch: Path) 
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     return {**measured, "trained_parameters": report["trained_parameters"],
             "trainable_parameters": report["trainable_parameters"], "tflite_bytes": report["bytes"]}
+
+
+def variant_selection(run_dir: Path, variant: str, scheme: dict | None) -> Path:
+    """A selection for the memory experiment, on the run's model (memory does not depend on
+    the weights): ``bn_with_neuron``: the run's selection with each BatchNorm channel training
+    only where its neuron does (``accounting = "all"``'s rule); ``sparse_update``: the budget's
+    Sparse Update scheme; ``classifier_only``: the classifier alone."""
+    import keras
+    import numpy as np
+
+    from keras_edge_neq.neurons import batchnorm_layers, neuron_layers
+    from keras_edge_neq.selection import write_selection
+    from keras_edge_neq.sparse_update import SchemeOptions, scheme_masks
+
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    layers = neuron_layers(model)
+    masks = {v.path: np.float32(0.0) for v in model.trainable_variables}
+    if variant == "bn_with_neuron":
+        with np.load(run_dir / "selection.npz") as saved:
+            masks.update({k: saved[k] for k in saved.files})
+        for layer in layers:
+            if layer.gamma is not None and not layer.is_classifier:
+                selected = layer.selected_outputs(masks[layer.kernel.path]).astype(np.float32)
+                masks[layer.gamma.path], masks[layer.beta.path] = selected, selected
+    elif variant == "sparse_update":
+        masks.update(scheme_masks([n for n in layers if not n.is_dense or n.is_classifier], SchemeOptions(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in scheme.items()})))
+        masks.update({v.path: np.float32(1.0) for bn in batchnorm_layers(model) for v in (bn.gamma, bn.beta)})
+    else:
+        masks.update(next(n for n in layers if n.is_classifier).masks(np.ones(model.output_shape[-1], bool)))
+    path = run_dir / f"selection_{variant}.npz"
+    write_selection(path, model, masks)
+    return path
+
+
+def memory_variants(units_dir: Path, settings: Settings, scratch: Path) -> int:
+    """For every finished memory unit whose run folder is here: the memory of other selections
+    on the same model (``variant_selection``); each is a small JSON beside the unit."""
+    done = 0
+    for unit in unit_list(settings):
+        if not memory_unit(unit, settings) or not unit_path(units_dir, unit).exists():
+            continue
+        run_dir = scratch / "runs" / unit_path(Path(), unit).with_suffix("")
+        label = f"{unit['budget']:g}"
+        variants = ("classifier_only",) if unit["method"] == "full" else ("bn_with_neuron", "sparse_update")
+        for variant in set(variants) & set(settings.memory["variants"]):
+            path = unit_path(units_dir, unit).with_name(f"memory_{variant}_{label}.json")
+            if path.exists() or not (run_dir / "model.keras").exists():
+                continue
+            scheme = None
+            if variant == "sparse_update":
+                found = json.loads((units_dir / unit["model"] / unit["task"] / "search.json").read_text())
+                scheme = found["schemes"][label]["scheme"]
+            selection = variant_selection(run_dir, variant, scheme)
+            write_json(path, {**unit, "variant": variant, "memory": device_memory(run_dir, settings, scratch, selection)})
+            done += 1
+    return done
 
 
 def status_kib(field: str) -> int:
@@ -337,10 +397,17 @@ def assemble(settings: Settings, units_dir: Path, quick: bool) -> dict:
                 tables[key]["sparse_update_schemes"] = json.loads(searched.read_text())["schemes"]
     mem = [r for r in records if "memory" in r]
     full = next((r["memory"] for r in mem if r["method"] == "full"), None)
+    def ratio(m):
+        return m["training_kib"] / full["training_kib"] if full and full["training_kib"] else None
+
     for r in mem:
         label = "1" if r["method"] == "full" else f"{r['budget']:g}"
-        memory[label] = {**r["memory"], "training_kib_vs_full": (r["memory"]["training_kib"] / full["training_kib"]
-                                                                  if full and full["training_kib"] else None)}
+        memory[label] = {**r["memory"], "training_kib_vs_full": ratio(r["memory"])}
+        for variant in ("bn_with_neuron", "sparse_update", "classifier_only"):
+            path = unit_path(units_dir, r).with_name(f"memory_{variant}_{label}.json")
+            if path.exists():
+                m = json.loads(path.read_text())["memory"]
+                memory[label][variant] = {**m, "training_kib_vs_full": ratio(m)}
     return {"benchmark": "tools/bench_neq.py" + (" --quick" if quick else ""),
             "settings": json.loads(json.dumps(dataclasses.asdict(settings))),
             "units_done": len(records), "units_total": len(expected), "units_missing": missing,
@@ -432,6 +499,13 @@ def report(result: dict) -> None:
         for ref in ("full", "classifier_only"):
             if table[ref]:
                 print(f"{ref}: {100 * table[ref]['mean']:.2f} +- {100 * table[ref]['std']:.2f} ({table[ref]['n']})")
+        for name, diffs in table["equal_budget"].items():
+            known = {b: d for b, d in diffs.items() if d}
+            if known:
+                print(f"at Sparse Update's spend, {name.replace('_minus_', ' - ')} (points, 95% CI): " + ", ".join(
+                    f"{100 * float(b):g}%: {d['mean']:+.2f}" + (f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+                                                                if d["ci95"][0] is not None else "")
+                    for b, d in known.items()))
         gap = v["gap_to_full_at_27"]
         print(f"VERDICT {key}: velocity ({v['variant']}) better than random (95% interval above 0) at "
               f"{v['velocity_better']} of {v['budgets_with_interval']} budgets, not worse at "
@@ -442,6 +516,11 @@ def report(result: dict) -> None:
         print(f"LiteRT training memory at {100 * float(budget):g}%: {m['training_kib']} KiB"
               + ("" if ratio is None else f" ({ratio:.2f}x full)")
               + f", {m['trained_parameters']:,} of {m['trainable_parameters']:,} parameters train")
+        for variant in ("bn_with_neuron", "sparse_update", "classifier_only"):
+            if variant in m:
+                v = m[variant]
+                print(f"  {variant} on the same model: {v['training_kib']} KiB ({v['training_kib_vs_full']:.2f}x "
+                      f"full), {v['trained_parameters']:,} parameters train")
 
 
 def plot(result: dict, path: Path) -> None:
@@ -525,6 +604,7 @@ def main(argv=None) -> int:
             write_json(unit_path(args.units, unit), record)
             done += 1
             print(f"unit {unit}: test accuracy {record['test_accuracy']:.4f}, {record['cpu_s']:.1f} CPU-s", flush=True)
+            done += memory_variants(args.units, settings, args.scratch)
     result = assemble(settings, args.units, args.quick)
     result["new_units_this_call"] = done
     write_json(args.json, result)
