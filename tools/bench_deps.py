@@ -130,7 +130,8 @@ def run_unit(method: str, setting_name: str, seed: int, runs: Path) -> dict:
             "mean_pareto_accuracy": report["mean_pareto_accuracy"],
             "front_pareto_accuracy": report["front_pareto_accuracy"],
             "smallest": report["smallest"], "largest": report["largest"],
-            "test_accuracy_unrecalibrated": summary["test_accuracy"],
+            "test_accuracy_unrecalibrated": summary["stages"][recipe.stages[-1].name].get(
+                "test_accuracy_stored_bn", summary["test_accuracy"]),
             "buckets": [{k: b[k] for k in ("bucket", "macs", "accuracy")} for b in report["buckets"]],
             "points": [{k: p[k] for k in ("kind", "macs", "accuracy")} for p in report["points"]],
             "val_accuracy": history, "warmup_epochs": warmup, "onset_drop": onset_drop(history, warmup)}
