@@ -34,6 +34,8 @@ def test_quick_benchmark_writes_a_verdict_and_skips_finished_units(tmp_path, mon
     assert set(memory) == {"0.15", "1"} and memory["1"]["training_kib_vs_full"] == 1.0
     assert memory["0.15"]["trained_parameters"] < memory["1"]["trained_parameters"]
     assert memory["0.15"]["sparse_update"]["trained_parameters"] < memory["1"]["trained_parameters"]
+    spent = result["tables"]["vgg/digits"]["spent_fraction"]["velocity_per_cost"]["0.15"]
+    assert spent["n"] == 2 and 0 < spent["mean"] <= 0.15
     schemes = result["tables"]["vgg/digits"]["sparse_update_schemes"]
     assert schemes["0.15"]["fraction"] <= 0.15
     assert (tmp_path / "neq.png").stat().st_size > 0

@@ -168,7 +168,7 @@ class Probe:
     def __init__(self):
         self.val, self.logs = [], {}
 
-    @hookimpl
+    @hookimpl(trylast=True)   # after the selection plugin has added its logs
     def on_epoch_end(self, ctx, logs):
         if ctx.stage_index == len(ctx.recipe.stages) - 1:
             self.val.append(float(logs["val_accuracy"]))
@@ -448,7 +448,9 @@ def task_table(records: list, arm: Arm) -> dict:
            "equal": {m: {k: cell(accs("equal", m, b)) for k, b in zip(budgets, arm.budgets)} for m in EQUAL_METHODS},
            "spent_fraction": {m: {k: cell([s for s in spent("paper", m, b) if s is not None])
                                   for k, b in zip(budgets, arm.budgets)} for m in PAPER_METHODS},
-           "best_val_epoch": cell([r["best_val_epoch"] for r in records if r["best_val_epoch"]])}
+           "best_val_epoch": cell([r["best_val_epoch"] for r in records if r["best_val_epoch"]]),
+           "val_gain_last_5_epochs": cell([100 * (r["val_accuracy"][-1] - r["val_accuracy"][-6]) for r in records
+                                           if len(r["val_accuracy"]) >= 6])}
     out["velocity_minus_random"] = {
         v: {k: paired(records, ("paper", v, b), ("paper", "random", b)) for k, b in zip(budgets, arm.budgets)}
         for v in ("velocity_per_cost", "velocity")}
