@@ -123,7 +123,8 @@ def unit_list(settings: Settings) -> list[dict]:
 
 def unit_path(units_dir: Path, unit: dict) -> Path:
     budget = "none" if unit["budget"] is None else f"{unit['budget']:g}"
-    return units_dir / unit["model"] / unit["task"] / f"s{unit['seed']}" / f"{unit['table']}_{unit['method']}_{budget}.json"
+    name = f"{unit['table']}_{unit['method']}_{budget}.json"
+    return units_dir / unit["model"] / unit["task"] / f"s{unit['seed']}" / name
 
 
 def write_json(path: Path, value) -> None:
@@ -330,7 +331,8 @@ def memory_variants(units_dir: Path, settings: Settings, scratch: Path) -> int:
                 found = json.loads((units_dir / unit["model"] / unit["task"] / "search.json").read_text())
                 scheme = found["schemes"][label]["scheme"]
             selection = variant_selection(run_dir, variant, scheme)
-            write_json(path, {**unit, "variant": variant, "memory": device_memory(run_dir, settings, scratch, selection)})
+            memory = device_memory(run_dir, settings, scratch, selection)
+            write_json(path, {**unit, "variant": variant, "memory": memory})
             done += 1
     return done
 
@@ -436,7 +438,8 @@ def paired(records: list, a: tuple, b: tuple) -> dict | None:
 
 def task_table(records: list, arm: Arm) -> dict:
     def accs(table, method, budget):
-        return [r["test_accuracy"] for r in records if (r["table"], r["method"], r["budget"]) == (table, method, budget)]
+        return [r["test_accuracy"] for r in records
+                if (r["table"], r["method"], r["budget"]) == (table, method, budget)]
 
     def spent(table, method, budget):
         return [r["selection"].get(f"{PLUGIN[method][0]}_fraction") for r in records
@@ -457,8 +460,9 @@ def task_table(records: list, arm: Arm) -> dict:
     out["equal_budget"] = {
         "velocity_minus_random": {k: paired(records, ("equal", "velocity_per_cost", b), ("equal", "random", b))
                                   for k, b in zip(budgets, arm.budgets)},
-        "velocity_minus_sparse_update": {k: paired(records, ("equal", "velocity_per_cost", b),
-                                                   ("paper", "sparse_update", b)) for k, b in zip(budgets, arm.budgets)}}
+        "velocity_minus_sparse_update": {
+            k: paired(records, ("equal", "velocity_per_cost", b), ("paper", "sparse_update", b))
+            for k, b in zip(budgets, arm.budgets)}}
     return out
 
 
