@@ -467,8 +467,9 @@ def task_table(records: list, arm: Arm) -> dict:
 
 
 def task_verdict(table: dict, arm_name: str, arm: Arm) -> dict:
-    """Per velocity variant: budgets where the paired interval is above zero (better) and
-    where it is not below zero (not worse); the headline uses the variant that wins more."""
+    """Per velocity variant, over the budgets with a paired interval: where it is above zero
+    (better), where its upper end is at or above zero (not worse), where the mean difference is
+    at or above zero; the headline uses the variant that is better at more budgets."""
     variants = {}
     for v, diffs in table["velocity_minus_random"].items():
         known = {b: d for b, d in diffs.items() if d and d["ci95"][0] is not None}
@@ -476,6 +477,7 @@ def task_verdict(table: dict, arm_name: str, arm: Arm) -> dict:
         at = table["paper"][v][f"{near:g}"]
         variants[v] = {"velocity_better": sum(d["ci95"][0] > 0 for d in known.values()),
                        "velocity_not_worse": sum(d["ci95"][1] >= 0 for d in known.values()),
+                       "velocity_mean_at_least_random": sum(d["mean"] >= 0 for d in known.values()),
                        "budgets_with_interval": len(known),
                        "gap_to_full_at_27": (100 * (at["mean"] - table["full"]["mean"])
                                              if at and table["full"] else None)}
