@@ -33,7 +33,7 @@ def unit_path(out, run, name):
     return Path(out) / "units" / f"{Path(run).name}__{name}.json"
 
 
-def run_units(run, out, epochs, seeds):
+def run_units(run, out, epochs, seeds, learning_rate):
     """Measure every missing unit of one run."""
     import keras
 
@@ -69,15 +69,17 @@ def run_units(run, out, epochs, seeds):
         for method, aware in (("qat", True), ("finetune_ptq", False)):
             measure(f"{method}_seed{seed}", lambda aware=aware, seed=seed: qat_int8_model(
                 model, x_train, data.y_train, epochs=epochs, batch_size=data_config.batch_size, seed=seed,
+                learning_rate=learning_rate,
                 check_images=x_test[:64], quantisation_aware=aware, calibration_images=calibration)[0])
 
 
-def assemble(runs, out, epochs, seeds):
+def assemble(runs, out, epochs, seeds, learning_rate=1e-4):
     """bench_qat.json from the units there are; the verdict per run: QAT minus PTQ after
     equal fine-tuning, paired by seed (mean and 95% interval)."""
     from scipy import stats
 
-    report = {"epochs": epochs, "seeds": list(seeds), "calibration_images": CALIBRATION, "runs": {}, "verdict": {}}
+    report = {"epochs": epochs, "seeds": list(seeds), "learning_rate": learning_rate, "calibration_images": CALIBRATION,
+              "runs": {}, "verdict": {}}
     missing = 0
     for run in runs:
         units = {}
@@ -131,7 +133,8 @@ def plot(report, path):
             ax.set_ylim(min(values) - 0.01, max(values) + 0.005)
         ax.set_title(name)
         ax.set_ylabel("test accuracy (LiteRT)")
-    fig.suptitle(f"int8: PTQ vs QAT ({report['epochs']} epoch(s), seeds {report['seeds']})")
+    fig.suptitle(f"int8: PTQ vs QAT ({report['epochs']} epoch(s) at Adam {report['learning_rate']:g}, "
+                 f"seeds {report['seeds']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -156,6 +159,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="*", help="finished run folders")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="Adam rate of both fine-tunings (the export's)")
     parser.add_argument("--out", default="runs/bench_qat")
     parser.add_argument("--assemble-only", action="store_true", help="only assemble the units there are")
     parser.add_argument("--quick", action="store_true", help="one seed on a tiny synthetic run (for the tests)")
@@ -170,8 +174,8 @@ def main(argv=None):
         parser.error("name at least one run folder (or --quick)")
     if not args.assemble_only:
         for run in runs:
-            run_units(run, args.out, args.epochs, args.seeds)
-    report = assemble(runs, args.out, args.epochs, args.seeds)
+            run_units(run, args.out, args.epochs, args.seeds, args.learning_rate)
+    report = assemble(runs, args.out, args.epochs, args.seeds, args.learning_rate)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_qat.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -45,8 +45,9 @@ def tf_keras_twin(model):
         if hasattr(op, "_run_through_graph"):  # a nested functional model
             return lambda *args, **kwargs: _functional(op)._run_through_graph(args[0], operation_fn=operation_fn)
         first = id(op) not in twins
-        twin = twins.setdefault(id(op), twins.get(id(op)) or _twin_layer(op, tf_keras.layers))
-        return lambda *args, **kwargs: _call_twin(op, twin, args, first)
+        if first:
+            twins[id(op)] = _twin_layer(op, tf_keras.layers)
+        return lambda *args, **kwargs: _call_twin(op, twins[id(op)], args, first)
 
     outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
     return tf_keras.Model(inputs, outputs, name=f"{model.name}_tf_keras")
