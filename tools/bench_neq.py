@@ -106,16 +106,17 @@ QUICK = Settings(
 
 
 def unit_list(settings: Settings) -> list[dict]:
-    """Every unit, task by task and seed by seed within a task, so that a partial run has
-    paired seeds at every budget of the first tasks."""
+    """Every unit, task by task; within a task the references of every seed first, then budget
+    by budget with every seed, so that a partial run has all paired seeds at its first budgets."""
     units = []
     for arm_name, arm in settings.arms.items():
         for task in arm.tasks:
-            for seed in arm.seeds:
-                base = {"model": arm_name, "task": task, "seed": seed}
+            bases = [{"model": arm_name, "task": task, "seed": seed} for seed in arm.seeds]
+            for base in bases:
                 units.append({**base, "table": "paper", "method": "full", "budget": 1.0})
                 units.append({**base, "table": "paper", "method": "classifier_only", "budget": None})
-                for budget in arm.budgets:
+            for budget in arm.budgets:
+                for base in bases:
                     units += [{**base, "table": "paper", "method": m, "budget": budget} for m in arm.paper_methods]
                     units += [{**base, "table": "equal", "method": m, "budget": budget} for m in arm.equal_methods]
     return units
