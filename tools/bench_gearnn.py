@@ -33,15 +33,21 @@ os.environ.setdefault("KERAS_EDGE_PLUGINS", "osg,era,corruptions")  # only what 
 from keras_edge import hookimpl  # noqa: E402  (after the environment above)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-METHODS = {"baseline": "augmix_baseline", "gearnn2": "gearnn_2phase", "gearnn1": "gearnn_1phase",
-           "mshot": "growth_mshot"}
+METHODS = {"baseline": ("augmix_baseline", []), "gearnn2": ("gearnn_2phase", []),
+           "gearnn1": ("gearnn_1phase", []), "mshot": ("growth_mshot", []),
+           "gearnn2_uniform": ("gearnn_2phase", ["plugins.osg.strategy=uniform"])}
+"""Method -> (recipe, overrides). The first four are the benchmark; ``gearnn2_uniform`` (GEARnn-2
+with one width multiplier instead of cross-layer growth) is an extra experiment, run on request."""
+DEFAULT_METHODS = ("baseline", "gearnn2", "gearnn1", "mshot")
 FULL = {"limit": 30000, "corruption_examples": 2000, "test_limit": 0, "seeds": 2, "overrides": []}
 QUICK = {"limit": 700, "corruption_examples": 10, "test_limit": 200, "seeds": 1, "overrides": {
     "baseline": ["stages.0.epochs=2"],
     "gearnn2": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1", "plugins.osg.examples=32"],
     "gearnn1": ["stages.0.epochs=2", "plugins.osg.grow_after=1", "plugins.osg.examples=32"],
     "mshot": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1", "plugins.osg.every=1",
-              "plugins.osg.shots=2", "plugins.osg.examples=32"]}}
+              "plugins.osg.shots=2", "plugins.osg.examples=32"],
+    "gearnn2_uniform": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1",
+                        "plugins.osg.examples=32"]}}
 MARGIN = 0.01  # "within 1 point"
 
 
@@ -130,14 +136,14 @@ def run_unit(method, seed, setting, evaluate, work) -> dict:
                  f"train.seed={seed}", "plugins.corruptions.at_run_end=false"]
     extra = setting["overrides"]
     overrides += extra.get(method, []) if isinstance(extra, dict) else extra
-    if method != "baseline":
-        overrides.append(f"plugins.osg.seed={seed}")
-    recipe = load_recipe(ROOT / "recipes" / f"{METHODS[method]}.toml", overrides=overrides)
+    recipe_name, method_overrides = METHODS[method]
+    overrides += method_overrides + ([f"plugins.osg.seed={seed}"] if method != "baseline" else [])
+    recipe = load_recipe(ROOT / "recipes" / f"{recipe_name}.toml", overrides=overrides)
     probe = CurveProbe(evaluate)
     summary = run_recipe(recipe, work / f"{method}-seed{seed}", force=True, extra_plugins={"curve_probe": probe})
     for row in probe.rows[:-1]:
         del row["table"]  # the full table only for the last epoch
-    return {"method": method, "recipe": METHODS[method], "seed": seed, "setting": setting, "curve": probe.rows,
+    return {"method": method, "recipe": recipe_name, "seed": seed, "setting": setting, "curve": probe.rows,
             "final_params": summary["params"], "loop_train_macs": summary["train_macs"],
             "growth": probe.growth, "overrides": overrides}
 
@@ -231,9 +237,10 @@ def assemble(units: dict, setting, seeds, augmentation) -> dict:
 
     Accuracies are fractions, gaps and differences in the verdict and ``clean_gap`` /
     ``robust_gap`` are points (percent)."""
-    expected = [(m, s) for s in range(seeds) for m in METHODS]
+    expected = [(m, s) for s in range(seeds) for m in DEFAULT_METHODS]
     missing = [f"{m}-seed{s}" for m, s in expected if (m, s) not in units]
-    per_seed, headline = {}, {m: [] for m in METHODS if m != "baseline"}
+    present = {m for m, _ in units}
+    per_seed, headline = {}, {m: [] for m in METHODS if m != "baseline" and (m in DEFAULT_METHODS or m in present)}
     for s in range(seeds):
         base = units.get(("baseline", s))
         if base is None:
@@ -317,7 +324,7 @@ def plot(report, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = dict(zip(METHODS, ("black", "C0", "C1", "C2")))
+    colours = dict(zip(METHODS, ("black", "C0", "C1", "C2", "C4")))
     for key, curve in report["curves"].items():
         method = key.rsplit("-seed", 1)[0]
         for ax, metric in zip(axes, ("clean", "robust")):
@@ -377,7 +384,8 @@ def main(argv=None) -> int:
     parser.add_argument("--units", default=str(ROOT / "docs/benchmarks/gearnn_units"), help="folder of unit JSONs")
     parser.add_argument("--out", default=str(ROOT / "docs/benchmarks/gearnn.json"), help="report JSON (PNG beside)")
     parser.add_argument("--work", default=str(ROOT / "bench_results/gearnn"), help="run folders")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(METHODS),
+                        help="methods to run (gearnn2_uniform: the extra uniform-growth experiment)")
     parser.add_argument("--seeds", type=int, help="seeds (default: 2, quick: 1)")
     parser.add_argument("--assemble-only", action="store_true", help="only build the report from existing units")
     args = parser.parse_args(argv)
