@@ -95,17 +95,42 @@ class Evaluator:
 class CurveProbe:
     """Autouse plugin: after every epoch, the cumulative cost so far and the accuracies.
 
-    The CPU and wall time of its own evaluation are subtracted from the cost."""
+    The CPU and wall time of its own evaluation are subtracted from the cost. Its log
+    (``curve_probe.json`` in the run folder, written at every epoch's start and end) lets an
+    interrupted unit resume from the run's last checkpoint: the rows of the epochs done and
+    the cost counted when the next epoch started (growth and checkpointing included)."""
 
     autouse = True
 
-    def __init__(self, evaluate):
-        self.evaluate, self.rows, self.macs, self.growth = evaluate, [], 0, []
+    def __init__(self, evaluate, log, resume_epochs=None):
+        self.evaluate, self.log, self.rows, self.macs, self.growth, self.starts = evaluate, log, [], 0, [], {}
+        self.offset_cpu = self.offset_wall = 0.0
+        if resume_epochs is not None:
+            saved = json.loads(log.read_text())
+            self.rows = saved["rows"][:resume_epochs]
+            last = self.rows[-1] if self.rows else {"cpu_s": 0.0, "wall_s": 0.0, "train_macs": 0}
+            start = saved["starts"].get(str(resume_epochs), [last["cpu_s"], last["wall_s"], last["train_macs"]])
+            self.offset_cpu, self.offset_wall, self.macs = start
+            self.starts = {int(k): v for k, v in saved["starts"].items() if int(k) <= resume_epochs}
         self.cpu0, self.wall0, self.excluded_cpu, self.excluded_wall = time.process_time(), time.perf_counter(), 0, 0
+
+    def cost(self):
+        return (self.offset_cpu + time.process_time() - self.cpu0 - self.excluded_cpu,
+                self.offset_wall + time.perf_counter() - self.wall0 - self.excluded_wall)
+
+    def save(self):
+        partial = self.log.with_suffix(".tmp")
+        partial.write_text(json.dumps({"rows": self.rows, "starts": self.starts}))
+        partial.replace(self.log)
 
     @hookimpl
     def on_run_end(self, ctx):
         self.growth = ctx.scratch.get("osg", [])
+
+    @hookimpl
+    def on_epoch_start(self, ctx):
+        self.starts[len(self.rows)] = [*self.cost(), self.macs]
+        self.save()
 
     @hookimpl
     def on_epoch_end(self, ctx, logs):
@@ -114,8 +139,7 @@ class CurveProbe:
         era = ctx.options.get("era") if "era" in ctx.stage.plugins else None
         images = 1 + (era.views - 1 if era is not None and era.views > 1 else 0)
         self.macs += 3 * images * ctx.steps_per_epoch * ctx.stage.data.batch_size * count_macs(ctx.model)
-        cpu = time.process_time() - self.cpu0 - self.excluded_cpu
-        wall = time.perf_counter() - self.wall0 - self.excluded_wall
+        cpu, wall = self.cost()
         start_cpu, start_wall = time.process_time(), time.perf_counter()
         result = self.evaluate(ctx.model)
         self.excluded_cpu += time.process_time() - start_cpu
@@ -124,12 +148,15 @@ class CurveProbe:
                           "params": count_params(ctx.model), "cpu_s": cpu, "wall_s": wall, "train_macs": self.macs,
                           "val_accuracy": logs.get("val_accuracy"), "clean": result["clean"],
                           "robust": result["robust"], "robust_se": result["robust_se"], "table": result["table"]})
+        self.save()
         print(f"  {ctx.stage.name} {ctx.epoch + 1}: cpu {cpu:.0f} s, clean {100 * result['clean']:.2f}, "
               f"robust {100 * result['robust']:.2f}", flush=True)
 
 
 def run_unit(method, seed, setting, evaluate, work) -> dict:
-    from keras_edge.recipe import load_recipe
+    """Train one unit, resuming its run folder when an earlier attempt left checkpoints and a probe log."""
+    from keras_edge.checkpoint import list_checkpoints
+    from keras_edge.recipe import load_recipe, to_toml
     from keras_edge.runner import run_recipe
 
     overrides = [f"data.limit={setting['limit']}", f"data.test_limit={setting['test_limit']}",
@@ -139,11 +166,20 @@ def run_unit(method, seed, setting, evaluate, work) -> dict:
     recipe_name, method_overrides = METHODS[method]
     overrides += method_overrides + ([f"plugins.osg.seed={seed}"] if method != "baseline" else [])
     recipe = load_recipe(ROOT / "recipes" / f"{recipe_name}.toml", overrides=overrides)
-    probe = CurveProbe(evaluate)
-    summary = run_recipe(recipe, work / f"{method}-seed{seed}", force=True, extra_plugins={"curve_probe": probe})
-    for row in probe.rows[:-1]:
-        del row["table"]  # the full table only for the last epoch
-    return {"method": method, "recipe": recipe_name, "seed": seed, "setting": setting, "curve": probe.rows,
+    folder = work / f"{method}-seed{seed}"
+    log = folder / "curve_probe.json"
+    found = list_checkpoints(folder / "checkpoints")
+    saved = folder / "recipe.toml"
+    resume = bool(found) and log.exists() and saved.exists() and saved.read_text() == to_toml(recipe.to_dict())
+    done = len(json.loads((found[-1] / "state.json").read_text())["history"]) if resume else None
+    if resume:
+        print(f"  resuming after {done} epochs", flush=True)
+    probe = CurveProbe(evaluate, log, done)
+    summary = run_recipe(recipe, folder, resume=resume, force=not resume, extra_plugins={"curve_probe": probe})
+    rows = [dict(row) for row in probe.rows]
+    for row in rows[:-1]:
+        row.pop("table", None)  # the full table only for the last epoch
+    return {"method": method, "recipe": recipe_name, "seed": seed, "setting": setting, "curve": rows,
             "final_params": summary["params"], "loop_train_macs": summary["train_macs"],
             "growth": probe.growth, "overrides": overrides}
 
