@@ -7,13 +7,14 @@ and throttled in plateaus), as process CPU-seconds and wall seconds; medians are
 
 - supernet step (one compiled step, the config a tensor) for the smallest, a middle and the
   largest config, and the same subnets extracted as static Keras models (standard layers;
-  the static largest subnet is also timed with keras_edge's fused BatchNorm: like for like);
+  the static largest subnet is also timed with a fused BatchNorm: like for like);
 - the largest config with the unfused BatchNorm (the step before this change): the speed-up;
 - GFLOP/s = 2 x 3 x MACs x batch / wall time (forward and two backward products per layer),
   and a 1024x1024 float32 matmul in the same rounds;
 - the DεpS 4-subnet step (full + smallest + 2 random): trace + first call in CPU-seconds (the
   compile time; wall time on this shared machine is several times that under load);
-- the model zoo's MobileNetV2 (alpha 1) with keras_edge's fused BatchNorm against Keras's own.
+- the model zoo's MobileNetV2 (alpha 1) with a fused BatchNorm (``FusedBatchNormalization``) against
+  Keras's own (the zoo keeps Keras's: see the DεpS card).
 
     python tools/bench_supernet.py                    # writes docs/benchmarks/supernet_speed.json
 """
@@ -28,9 +29,32 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 BATCH = 128
+
+
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """Keras's BatchNormalization with TensorFlow's fused op in training (Keras 3 has none): what the
+    model zoo would gain. Not used by the zoo: see the DεpS card, "Speed"."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable and self._fusable(inputs, mask)):
+            return super().call(inputs, training=training, mask=mask)
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta), epsilon=self.epsilon,
+            is_training=True)
+        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), inputs.dtype)
+        variance = variance * (n - 1.0) / n  # the op's variance is Bessel-corrected; Keras keeps the biased one
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return y
+
+    def _fusable(self, inputs, mask) -> bool:
+        return (mask is None and not self.renorm and not self.synchronized and self.center and self.scale
+                and len(inputs.shape) == 4 and self.axis in (-1, 3) and inputs.dtype == tf.float32)
 
 
 def timed(fn):
@@ -40,8 +64,6 @@ def timed(fn):
 
 
 def build(fused: bool, options: dict):
-    import keras
-
     from keras_edge.step import Selection, make_train_step
     from keras_edge_deps.supernet import ElasticMobileNet
 
@@ -51,37 +73,18 @@ def build(fused: bool, options: dict):
 
 
 def step_of(model, selection, make_train_step):
-    import keras
-
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
     optimizer.build(model.trainable_variables)
     return make_train_step(model, optimizer, selection(model, None), lambda *a: {})
 
 
 def with_fused_batch_norm(model):
-    """A copy of a functional model whose Keras BatchNormalization layers are keras_edge's fused one."""
-    import keras
-
-    from keras_edge.models.batch_norm import BatchNormalization
+    """A copy of a functional model whose Keras BatchNormalization layers are fused in training."""
 
     def swap(layer):
         config = layer.get_config()
-        return BatchNormalization.from_config(config) if type(layer) is keras.layers.BatchNormalization \
+        return FusedBatchNormalization.from_config(config) if type(layer) is keras.layers.BatchNormalization \
             else layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=swap)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def without_fused_batch_norm(model):
-    """A copy of a model whose BatchNorm layers are Keras's own (unfused in training)."""
-    import keras
-
-    def swap(layer):
-        config = layer.get_config()
-        return keras.layers.BatchNormalization.from_config(config) \
-            if isinstance(layer, keras.layers.BatchNormalization) else layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=swap)
     copy.set_weights(model.get_weights())
@@ -95,8 +98,6 @@ def main(argv=None):
                         help='elastic_mobilenet options as JSON (default: the recipes\' supernet)')
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/supernet_speed.json"))
     args = parser.parse_args(argv)
-
-    import tensorflow as tf
 
     from keras_edge.step import Selection, make_train_step
     from keras_edge_deps.extract import extract
@@ -116,8 +117,8 @@ def main(argv=None):
     statics["largest_fused"] = with_fused_batch_norm(statics["largest"])
     from keras_edge.models.mobilenet_v2 import mobilenet_v2
 
-    statics["zoo_mobilenet_v2"] = mobilenet_v2((28, 28, 1), 10, width=1.0)  # fused BatchNorm (the zoo's)
-    statics["zoo_mobilenet_v2_keras_bn"] = without_fused_batch_norm(statics["zoo_mobilenet_v2"])
+    statics["zoo_mobilenet_v2_keras_bn"] = mobilenet_v2((28, 28, 1), 10, width=1.0)
+    statics["zoo_mobilenet_v2"] = with_fused_batch_norm(statics["zoo_mobilenet_v2_keras_bn"])
     static_steps = {name: step_of(m, Selection, make_train_step) for name, m in statics.items()}
     a, b = tf.constant(rng.random((1024, 1024), np.float32)), tf.constant(rng.random((1024, 1024), np.float32))
     matmul = tf.function(lambda a, b: tf.reduce_sum(a @ b))
