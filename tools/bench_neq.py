@@ -542,10 +542,10 @@ def plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.5), squeeze=False)
     for ax, key in zip(axes[0], keys):
         table = result["tables"][key]
-        for method in PAPER_METHODS:
+        for i, method in enumerate(PAPER_METHODS):
             rows = [(float(b), c) for b, c in table["paper"][method].items() if c]
-            if rows:
-                ax.errorbar([100 * b for b, _ in rows], [100 * c["mean"] for _, c in rows],
+            if rows:   # methods side by side around each budget
+                ax.errorbar([100 * b * (1 + 0.02 * (i - 1.5)) for b, _ in rows], [100 * c["mean"] for _, c in rows],
                             yerr=[100 * c["std"] for _, c in rows], marker="o", capsize=3, label=method)
         schemes = table.get("sparse_update_schemes", {})
         for method, marker in (("velocity_per_cost", "^"), ("random", "v")):
@@ -558,6 +558,10 @@ def plot(result: dict, path: Path) -> None:
             if table[ref]:
                 ax.axhline(100 * table[ref]["mean"], linestyle=style, color="grey", label=ref)
         ax.set_xscale("log")
+        ticks = [100 * float(b) for b in table["paper"]["random"]]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(0.8 * min(ticks), 1.2 * max(ticks))
         ax.set_xlabel("budget (% of convolution parameters)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{key}: mean and std over seeds")
