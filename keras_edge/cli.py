@@ -49,6 +49,8 @@ def run(recipe, out, overrides, resume, force):
     summary = run_recipe(parsed, out, resume=resume, force=force)
     click.echo(f"test accuracy {summary['test_accuracy']:.4f}, {summary['params']:,} parameters, "
                f"{summary['macs']:,} MACs, {summary['wall_time_s']:.1f} s; results in {out}")
+    for note in summary.get("notes", ()):  # plugins' lines for the user (e.g. a supernet's subnets)
+        click.echo(note)
 
 
 @cli.command()
@@ -90,6 +92,9 @@ def evaluate(run_dir, split, corruptions, subnets):
 
     report = evaluate_run(run_dir, split, {"corruptions": corruptions, "subnets": subnets})
     click.echo(json.dumps({k: v for k, v in report.items() if not isinstance(v, (dict, list))}, indent=2))
+    for section in report.values():  # plugin sections may carry a summary for the terminal
+        if isinstance(section, dict) and isinstance(section.get("summary"), list):
+            click.echo("\n".join(section["summary"]))
 
 
 def _add_export_command() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import keras
 
@@ -34,7 +35,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(train, steps_per_epoch: int):
-    """SGD (with Nesterov momentum) or Adam, with decoupled weight decay and the schedule."""
+    """SGD (with Nesterov momentum) or Adam, with decoupled weight decay (minus ``weight_decay_exclude``) and the schedule."""
     warmup_steps = round(train.warmup_epochs * steps_per_epoch)
     if train.schedule == "constant" and not warmup_steps:
         schedule = train.learning_rate  # a variable, which a callback such as ReduceLROnPlateau may set
@@ -43,6 +44,10 @@ def make_optimizer(train, steps_per_epoch: int):
                                   train.schedule, train.min_learning_rate)
     decay = train.weight_decay or None
     if train.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=train.momentum, nesterov=train.nesterov,
-                                    weight_decay=decay)
-    return keras.optimizers.Adam(schedule, weight_decay=decay)
+        optimizer = keras.optimizers.SGD(schedule, momentum=train.momentum, nesterov=train.nesterov,
+                                         weight_decay=decay)
+    else:
+        optimizer = keras.optimizers.Adam(schedule, weight_decay=decay)
+    if decay and train.weight_decay_exclude:
+        optimizer.exclude_from_weight_decay(var_names=[re.escape(n) for n in train.weight_decay_exclude])
+    return optimizer

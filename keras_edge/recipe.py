@@ -83,6 +83,8 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 0.0
     """Decoupled weight decay (AdamW / SGDW style)."""
+    weight_decay_exclude: tuple[str, ...] = ()
+    """Variables whose name contains any of these get no weight decay, e.g. ["gamma", "beta", "bias"]."""
     schedule: typing.Literal["constant", "cosine"] = "constant"
     warmup_epochs: float = 0.0
     """Linear learning-rate warmup from 0, in epochs."""

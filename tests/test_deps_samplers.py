@@ -23,7 +23,7 @@ def context(step, epochs=10, steps_per_epoch=10, **options):
 
 
 def test_epsilon_rises_linearly_per_step_to_one_then_stays():
-    options = deps.Options(epsilon_start=1e-4, epsilon_epochs=2)
+    options = deps.Options(epsilon_start=1e-4, epsilon_epochs=2, epsilon_min_steps=0)
     values = [deps.epsilon(options, step, steps_per_epoch=10) for step in range(30)]
     assert values[0] == pytest.approx(1e-4)
     assert np.allclose(np.diff(values[:21]), (1 - 1e-4) / 20)
@@ -31,14 +31,14 @@ def test_epsilon_rises_linearly_per_step_to_one_then_stays():
 
 
 def test_deps_trains_only_the_full_model_during_warmup():
-    plugin, options = deps.DepsPlugin(), deps.Options(warmup_fraction=0.5, num_subnets=4, epsilon_epochs=2)
+    plugin, options = deps.DepsPlugin(), deps.Options(warmup_fraction=0.5, num_subnets=4, epsilon_epochs=2, epsilon_min_steps=0)
     for step in range(50):  # epochs 0-4 of 10
         samples = plugin.sample_subnets(context(step, deps=options))
         assert len(samples) == 1 and samples[0].config is None and samples[0].grad_scale == 1.0
 
 
 def test_deps_then_trains_full_smallest_and_random_subnets_scaled_by_epsilon():
-    plugin, options = deps.DepsPlugin(), deps.Options(warmup_fraction=0.5, num_subnets=4, epsilon_epochs=2)
+    plugin, options = deps.DepsPlugin(), deps.Options(warmup_fraction=0.5, num_subnets=4, epsilon_epochs=2, epsilon_min_steps=0)
     scales = []
     for step in range(50, 100):
         full, smallest, *random = plugin.sample_subnets(context(step, deps=options))

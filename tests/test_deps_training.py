@@ -46,7 +46,8 @@ def column(rows, name):
 def test_deps_warms_up_the_full_model_then_shrinks(tmp_path):
     spy = TransformSpy()
     summary, rows = train(tmp_path, {"enable": ["deps", "spy"],
-                                     "deps": {"warmup_fraction": 0.5, "num_subnets": 2, "epsilon_epochs": 0.5}}, spy=spy)
+                                     "deps": {"warmup_fraction": 0.5, "num_subnets": 2, "epsilon_epochs": 0.5,
+                                              "epsilon_min_steps": 0}}, spy=spy)
     assert column(rows, "deps_epsilon") == [0.0, 1.0]
     assert spy.identity == [True, False]  # smaller kernels (subnets only) start training when shrinking starts
     assert np.isfinite(summary["test_loss"]) and summary["train_macs"] > 0

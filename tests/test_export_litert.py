@@ -12,7 +12,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from keras import layers  # noqa: E402
 
 from keras_edge.errors import KerasEdgeError  # noqa: E402
-from keras_edge.export.convert import flex_ops, op_names, to_tflite  # noqa: E402
+from keras_edge.export.convert import flex_ops, op_names, signature_inputs, to_tflite  # noqa: E402
 from keras_edge.export.trainer_module import TrainerModule  # noqa: E402
 from keras_edge.export.weights import safe_name  # noqa: E402
 
@@ -71,6 +71,7 @@ def test_builtin_ops_only(exported):
     names = op_names(tflite)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ASSIGN_VARIABLE"} <= names
     assert not any(n.startswith("Flex") or "Grad" in n for n in names)
+    assert all(signature_inputs(tflite).values())  # Android's runSignature rejects an empty input map
 
 
 def test_twenty_steps_match_tensorflow(exported):

@@ -11,7 +11,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from keras import layers  # noqa: E402
 
 from keras_edge.errors import KerasEdgeError  # noqa: E402
-from keras_edge.export.convert import flex_ops, op_counts, to_tflite  # noqa: E402
+from keras_edge.export.convert import flex_ops, op_counts, signature_inputs, to_tflite  # noqa: E402
 from keras_edge.export.trainer_module import TrainerModule  # noqa: E402
 from keras_edge.export.weights import safe_name  # noqa: E402
 
@@ -97,11 +97,12 @@ def test_bad_selection_is_reported():
         TrainerModule(model, selection={"conv1/kernel": np.ones(7)})
 
 
-def test_flex_adds_save_restore_and_train_still_needs_no_flex(full_with_flex):
+def test_flex_adds_save_restore_and_train_still_needs_no_flex(full_with_flex, selected):
     tflite = full_with_flex
     assert flex_ops(tflite) == {"FlexSave", "FlexRestore"}
     interpreter = Interpreter(model_content=tflite)
     assert {"train", "infer", "get_weights", "set_weights", "save", "restore"} == set(interpreter.get_signature_list())
+    assert all(signature_inputs(tflite).values()) and all(signature_inputs(selected[2]).values())
     loss = interpreter.get_signature_runner("train")(x=np.zeros((BATCH, 10, 10, 1), np.float32), y=np.zeros(BATCH, np.int32),
                                                      sample_weight=np.ones(BATCH, np.float32), learning_rate=np.float32(0))
     assert np.isfinite(loss["loss"])

@@ -58,8 +58,9 @@ def test_random_growth_changes_outputs(batch):
     assert np.abs(grown(x, training=False).numpy() - model(x, training=False).numpy()).max() > 1e-3
 
 
-def test_the_layer_that_matters_most_grows_most():
-    """A one-channel bottleneck (conv3) in a briefly trained VGG gets the largest share of new neurons."""
+@pytest.fixture(scope="module")
+def digits_bottleneck():
+    """A VGG with a one-channel bottleneck (conv3), briefly trained on scikit-learn's digits."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -68,10 +69,39 @@ def test_the_layer_that_matters_most_grows_most():
     model = vgg((8, 8, 1), 10, widths=[8, 8, 1, 16, 32, 32])
     model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x[:1200], y[:1200], epochs=3, batch_size=64, verbose=0)
-    _, report = growth.grow_to(model, int(count_params(model) * 1.3), "firefly", x[:256], y[:256], candidates=4)
+    return model, x[:256], y[:256]
+
+
+def test_the_layer_that_matters_most_grows_most(digits_bottleneck):
+    """The bottleneck gets the largest share of new neurons."""
+    model, x, y = digits_bottleneck
+    _, report = growth.grow_to(model, int(count_params(model) * 1.3), "firefly", x, y, candidates=4)
     ratios = np.array(report["widths"]) / np.array(growth.widths_of(model))
     assert ratios.argmax() == 2 and ratios[2] >= 2 * np.delete(ratios, 2).max()
     assert len(set(ratios.round(3))) > 2  # the widths come out of the data, not one multiplier
+
+
+def test_split_scores_predict_the_loss_decrease_of_each_split(digits_bottleneck):
+    import tensorflow as tf
+
+    model, x, y = digits_bottleneck
+    probe = growth._Probe(model, [0] * 6, 0, x, y, split=True)
+    scores, directions = probe.split_scores(0.1, 2, np.random.default_rng(0))
+
+    def loss():
+        logits = probe.net(x, training=False)
+        return float(tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)))
+
+    probe._set_split(None, 0.0)
+    base, predicted, actual = loss(), [], []
+    for i, k in [(i, k) for i in range(4) for k in range(min(8, len(scores[i])))]:
+        alone = [np.zeros_like(v) for v in directions]
+        alone[i][..., k] = directions[i][..., k]
+        probe._set_split(alone, 0.1)
+        actual.append(base - loss())
+        predicted.append(scores[i][k])
+    assert np.corrcoef(predicted, actual)[0, 1] > 0.9
+    assert 0.5 < np.mean(actual) / np.mean(predicted) < 2
 
 
 def test_firefly_ranks_split_and_new_candidates_across_layers(batch):

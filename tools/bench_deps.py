@@ -1,19 +1,32 @@
-"""Benchmark DεpS against BigNAS and OFA once-for-all training, side by side on Fashion-MNIST.
+"""Benchmark DεpS against BigNAS and OFA once-for-all training on Fashion-MNIST, resumable per unit.
 
-Trains recipes/deps.toml, bignas.toml and ofa.toml with their epochs scaled by one factor
-(keeping the papers' 270 : 400 : 605 epoch ratios), evaluates each supernet's subnets
-(``evaluate --subnets``: BatchNorm recalibration, MACs, test accuracy, Pareto front), and
-measures the train-step time of the smallest and the largest subnet against their MACs.
-Prints a table of ratios and writes OUT/bench_deps.json and OUT/pareto.png.
+A unit is one (setting, method, seed) run: train the method's recipe (recipes/deps.toml,
+bignas.toml, ofa.toml on the benchmark's data and supernet), then evaluate the same subnets
+for every unit (``evaluate --subnets``: smallest, largest and random subnets, BatchNorm
+recalibrated, test accuracy, MACs, the paper's bucket Pareto accuracy). Each finished unit is
+written at once to UNITS/<setting>/<method>_seed<n>.json and skipped when the command runs
+again; the JSON with its ``verdict`` and the PNG are assembled from whatever units exist
+(saying how many are missing).
 
-    python tools/bench_deps.py --deps-epochs 4 --limit 4000 --out runs/bench_deps
+Methods: ``deps`` (E epochs), ``deps_no_ramp`` (the same with ε = 1 at once: the ablation of
+the ε ramp), ``bignas_ratio`` (E x 400/270 epochs, the papers' ratio), ``bignas_equal_cost``
+(the epochs whose expected training MACs equal DεpS's), ``ofa`` (every phase x E/30, the
+recipe's 67 : 30 ratio to DεpS). Seeds are paired: a seed fixes the data split, the data order
+and the initial weights for every method. Costs are training MACs and CPU-seconds of this
+process (this machine is shared, so wall time is reported but not compared).
+
+    nohup nice -n 10 python tools/bench_deps.py > runs/bench_deps.log 2>&1 &   # full, resumable
+    python tools/bench_deps.py --assemble-only                                 # JSON + PNG from units
+    python tools/bench_deps.py --quick --out /tmp/bench                         # smoke run (tests)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,137 +34,292 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-RECIPES = ("deps", "bignas", "ofa")
-# A supernet small enough for a shared 2-core CPU: two stages, depths {2,3,4}, kernels {3,5,7}, expands {3,4,6}.
-MODEL = {"stage_widths": [24, 40], "stage_strides": [2, 2], "stage_activations": ["relu", "hard_swish"],
-         "head_width": 128}
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("deps", "bignas_equal_cost", "bignas_ratio", "deps_no_ramp", "ofa")
+SETTINGS = {
+    # Two-stage supernet (0.85-4.67 M MACs), all 54,000 training images, the 10,000 test images.
+    "full": {"deps_epochs": 10, "limit": 0, "test_limit": 0, "num_samples": 24, "seeds": (0, 1),
+             "methods": METHODS,
+             "model": {"stage_widths": [24, 40], "stage_strides": [2, 2],
+                       "stage_activations": ["relu", "hard_swish"], "head_width": 128}},
+    # Smoke version for the test suite: a one-stage supernet on 540 images, two methods.
+    "quick": {"deps_epochs": 2, "limit": 600, "test_limit": 200, "num_samples": 3, "seeds": (0,),
+              "methods": ("deps", "bignas_equal_cost"),
+              "model": {"stage_widths": [8], "stage_strides": [2], "stage_activations": ["hard_swish"],
+                        "head_width": 16, "depths": [1, 2], "kernels": [3, 5], "expands": [2, 3]}},
+}
+BIGNAS_RATIO = 400 / 270  # the papers' epochs: BigNAS 400, DεpS 270 (ImageNet, MobileNetV3 space)
+RECIPE_DEPS_EPOCHS = 30  # recipes/deps.toml; ofa.toml's stages are scaled by deps_epochs / 30
 
 
-def scaled_recipe(name: str, factor: float, args):
-    """The recipe with every stage's epochs × ``factor`` (at least 1), on the benchmark's data and model.
-
-    OFA's two short sub-phases (depth_a, expand_a: 25 of 605 epochs each) are dropped when
-    scaling leaves them under one epoch; their share goes to the following sub-phase.
-    """
+def recipe_dict(method: str, setting: dict, seed: int, epochs: dict) -> dict:
+    """The raw recipe of one unit: the method's recipe on the benchmark's data, model and seed."""
     import tomllib
 
-    from keras_edge.recipe import parse_recipe
-
-    raw = tomllib.loads(Path(f"recipes/{name}.toml").read_text())
-    raw["data"].update(limit=args.limit, test_limit=args.test_limit)
-    raw["model"]["options"] = MODEL
+    base = {"deps": "deps", "deps_no_ramp": "deps", "bignas_ratio": "bignas", "bignas_equal_cost": "bignas",
+            "ofa": "ofa"}[method]
+    raw = tomllib.loads((ROOT / "recipes" / f"{base}.toml").read_text())
+    raw["data"].update(limit=setting["limit"], test_limit=setting["test_limit"], seed=seed)
+    raw["model"]["options"] = setting["model"]
+    raw["train"]["seed"] = seed
     plugins = raw.setdefault("plugins", {})
-    plugins["supernet"] = {"num_samples": args.num_samples, "eval_limit": args.test_limit}
-    if "deps" in plugins:  # the ε ramp is a share of the training too
-        plugins["deps"]["epsilon_epochs"] = plugins["deps"]["epsilon_epochs"] * factor
-    if "stages" in raw:
-        stages, carry = [], 0.0
-        for stage in raw["stages"]:
-            epochs = stage["epochs"] * factor + carry
-            if epochs < 1 and stage["name"].endswith("_a"):
-                carry = epochs
-                continue
-            stage["epochs"], carry = max(1, round(epochs)), 0.0
-            stage["cache"] = False
-            stages.append(stage)
-        raw["stages"] = stages
+    plugins["supernet"] = {"num_samples": setting["num_samples"], "seed": 0}  # the same subnets for every unit
+    if base == "deps":
+        plugins["deps"]["epsilon_epochs"] *= setting["deps_epochs"] / RECIPE_DEPS_EPOCHS  # the reference's share
+        if method == "deps_no_ramp":
+            plugins["deps"]["epsilon_epochs"] = 0.0
+    if base == "ofa":
+        raw["stages"] = ofa_stages(raw["stages"], setting["deps_epochs"] / RECIPE_DEPS_EPOCHS)
     else:
-        raw["train"]["epochs"] = max(1, round(raw["train"]["epochs"] * factor))
-    return parse_recipe(raw, source=f"recipes/{name}.toml (scaled x{factor:.3f})")
+        raw["train"]["epochs"] = epochs[method]
+    return raw
 
 
-def step_time_ratio(args) -> dict:
-    """Median train-step time of the smallest and largest subnet (same compiled step) vs their MACs."""
-    import keras
-    import tensorflow as tf
+def ofa_stages(stages: list, factor: float) -> list:
+    """OFA's phases with epochs x ``factor`` (at least 1); a sub-phase under one epoch is dropped
+    and its share carried into the next."""
+    kept, carry = [], 0.0
+    for stage in stages:
+        epochs = stage["epochs"] * factor + carry
+        if epochs < 1 and stage["name"].endswith("_a"):
+            carry = epochs
+            continue
+        kept.append({**stage, "epochs": max(1, round(epochs)), "cache": False})
+        carry = 0.0
+    return kept
 
-    from keras_edge.step import Selection, make_train_step
+
+def method_epochs(setting: dict) -> dict:
+    """Epochs of each single-stage method; BigNAS at equal cost from the expected MACs per step."""
     from keras_edge_deps.supernet import ElasticMobileNet
 
-    model = ElasticMobileNet((28, 28, 1), 10, **MODEL)
-    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
-    optimizer.build(model.trainable_variables)
-    step = make_train_step(model, optimizer, Selection(model, None), lambda *a: {})
+    model = ElasticMobileNet((28, 28, 1), 10, **setting["model"])
     rng = np.random.default_rng(0)
-    batch = {"image": tf.constant(rng.random((128, 28, 28, 1), np.float32)),
-             "label": tf.constant(rng.integers(0, 10, 128), tf.int32)}
-    weights = tf.constant([[1.0, 1.0, 0.0]])
-    configs = {"smallest": model.space.smallest(), "largest": model.space.largest()}
-    times = {name: [] for name in configs}
-    for repeat in range(args.step_repeats + 2):  # interleaved; the first two rounds warm up
-        for name, config in configs.items():
-            start = time.perf_counter()
-            float(step(batch, (tf.constant(config),), weights)["loss"])
-            if repeat >= 2:
-                times[name].append(time.perf_counter() - start)
-    median = {name: float(np.median(t)) for name, t in times.items()}
-    macs = {name: model.subnet_macs(c) for name, c in configs.items()}
-    return {"median_step_s": median, "macs": macs, "traces": int(step.experimental_get_tracing_count()),
-            "time_ratio_smallest_over_largest": median["smallest"] / median["largest"],
-            "macs_ratio_smallest_over_largest": macs["smallest"] / macs["largest"]}
+    random_macs = np.mean([model.subnet_macs(model.space.sample(rng)) for _ in range(2000)])
+    full, small = model.subnet_macs(None), model.subnet_macs(model.space.smallest())
+    sandwich = full + small + 2 * random_macs  # num_subnets = 4 in both recipes
+    e = setting["deps_epochs"]
+    warmup = round(0.5 * e)  # recipes/deps.toml warmup_fraction
+    deps_macs = warmup * full + (e - warmup) * sandwich
+    return {"deps": e, "deps_no_ramp": e, "bignas_ratio": max(1, round(e * BIGNAS_RATIO)),
+            "bignas_equal_cost": max(1, round(deps_macs / sandwich))}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deps-epochs", type=int, default=4, help="DεpS epochs (recipes: 30); others scaled alike")
-    parser.add_argument("--limit", type=int, default=4000, help="training examples (0: all 60,000)")
-    parser.add_argument("--test-limit", type=int, default=2000, help="test examples for subnet accuracy")
-    parser.add_argument("--num-samples", type=int, default=24, help="random subnets evaluated per run")
-    parser.add_argument("--step-repeats", type=int, default=15)
-    parser.add_argument("--methods", nargs="+", default=list(RECIPES), choices=RECIPES)
-    parser.add_argument("--out", type=Path, default=Path("runs/bench_deps"))
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse finished runs in OUT (summary.json and subnets.json) instead of retraining them")
-    args = parser.parse_args()
-
+def run_unit(method: str, setting_name: str, seed: int, runs: Path) -> dict:
     from keras_edge.evaluation import evaluate_run
+    from keras_edge.recipe import parse_recipe
     from keras_edge.runner import run_recipe
-    from keras_edge_deps.pareto import plot_fronts
 
-    factor = args.deps_epochs / 30
-    results, reports = {}, {}
-    for name in args.methods:
-        recipe = scaled_recipe(name, factor, args)
-        run_dir = args.out / name
-        evaluated = time.perf_counter()
-        reused = args.reuse and (run_dir / "subnets.json").exists()
-        if reused:
-            summary = json.loads((run_dir / "summary.json").read_text())
-            report = json.loads((run_dir / "subnets.json").read_text())
-        else:
-            summary = run_recipe(recipe, run_dir, force=True)
-            evaluated = time.perf_counter()
-            report = evaluate_run(run_dir, "test", {"subnets": True})["subnets"]
-        reports[name] = report
-        train_macs = summary["train_macs"] + summary.get("ofa_teacher_macs", 0)
-        results[name] = {
-            "epochs": {s.name: s.epochs for s in recipe.stages}, "wall_time_s": summary["wall_time_s"],
-            "train_macs": train_macs, "mean_pareto_accuracy": report["mean_pareto_accuracy"],
+    setting = SETTINGS[setting_name]
+    raw = recipe_dict(method, setting, seed, method_epochs(setting))
+    recipe = parse_recipe(raw, source=f"tools/bench_deps.py {setting_name}/{method}/seed{seed}")
+    run_dir = runs / setting_name / f"{method}_seed{seed}"
+    cpu, wall = time.process_time(), time.perf_counter()
+    summary = run_recipe(recipe, run_dir, force=True)
+    train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
+    cpu = time.process_time()
+    report = evaluate_run(run_dir, "test", {"subnets": True})["subnets"]
+    history = read_history(run_dir / "metrics.csv")
+    warmup = None
+    if method.startswith("deps"):
+        warmup = round(raw["plugins"]["deps"]["warmup_fraction"] * raw["train"]["epochs"])
+    return {"method": method, "setting": setting_name, "seed": seed,
+            "epochs": {s.name: s.epochs for s in recipe.stages},
+            "train_macs": summary["train_macs"] + summary.get("ofa_teacher_macs", 0),
+            "train_cpu_s": train_cpu, "train_wall_s": train_wall, "evaluation_cpu_s": time.process_time() - cpu,
+            "mean_pareto_accuracy": report["mean_pareto_accuracy"],
+            "front_pareto_accuracy": report["front_pareto_accuracy"],
             "smallest": report["smallest"], "largest": report["largest"],
+            "test_accuracy_unrecalibrated": summary["stages"][recipe.stages[-1].name].get(
+                "test_accuracy_stored_bn", summary["test_accuracy"]),
             "buckets": [{k: b[k] for k in ("bucket", "macs", "accuracy")} for b in report["buckets"]],
-            "subnet_evaluation_s": None if reused else time.perf_counter() - evaluated, "reused": reused}
-    step = step_time_ratio(args)
-    base = results.get("deps")
-    print(f"\n{'method':8} {'epochs':>6} {'wall s':>8} {'train TMACs':>11} {'mean Pareto':>11} "
-          f"{'smallest':>9} {'largest':>8} {'cost vs DεpS':>12}")
-    for name, r in results.items():
-        ratio = r["wall_time_s"] / base["wall_time_s"] if base else float("nan")
-        r["wall_time_ratio_to_deps"] = ratio
-        r["train_macs_ratio_to_deps"] = r["train_macs"] / base["train_macs"] if base else float("nan")
-        print(f"{name:8} {sum(r['epochs'].values()):6d} {r['wall_time_s']:8.1f} {r['train_macs'] / 1e12:11.2f} "
-              f"{100 * r['mean_pareto_accuracy']:10.2f}% {100 * r['smallest']['accuracy']:8.2f}% "
-              f"{100 * r['largest']['accuracy']:7.2f}% {ratio:11.2f}x")
-    print(f"step time smallest/largest subnet: {step['time_ratio_smallest_over_largest']:.3f} "
-          f"(MACs ratio {step['macs_ratio_smallest_over_largest']:.3f}; medians "
-          f"{step['median_step_s']['smallest'] * 1e3:.1f} / {step['median_step_s']['largest'] * 1e3:.1f} ms; "
-          f"{step['traces']} trace)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = {"args": {k: str(v) for k, v in vars(args).items()}, "scale_factor": factor, "model": MODEL,
-           "methods": results, "step_time": step}
-    (args.out / "bench_deps.json").write_text(json.dumps(out, indent=2) + "\n")
-    plot_fronts(reports, args.out / "pareto.png")
-    print(f"wrote {args.out / 'bench_deps.json'} and {args.out / 'pareto.png'}")
+            "points": [{k: p[k] for k in ("kind", "macs", "accuracy")} for p in report["points"]],
+            "val_accuracy": history, "warmup_epochs": warmup, "onset_drop": onset_drop(history, warmup)}
+
+
+def read_history(path: Path) -> list:
+    import csv
+
+    with open(path) as f:
+        return [float(row["val_accuracy"]) for row in csv.DictReader(f)]
+
+
+def onset_drop(history: list, warmup) -> float | None:
+    """Largest fall (points) of the full model's validation accuracy below its value at the end
+    of the warmup, over the shrinking epochs (0 when it never falls)."""
+    if warmup is None or not 0 < warmup < len(history):
+        return None
+    return max(0.0, 100 * (history[warmup - 1] - min(history[warmup:])))
+
+
+def interval(differences) -> dict:
+    """Mean and 95% t-interval of paired differences."""
+    d = np.asarray(differences, float)
+    if len(d) == 0:
+        return {"n": 0, "mean": None, "ci95": None}
+    if len(d) == 1:
+        return {"n": 1, "mean": float(d[0]), "ci95": None}
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return {"n": len(d), "mean": float(d.mean()), "ci95": [float(d.mean() - half), float(d.mean() + half)]}
+
+
+def assemble(units: dict, setting_name: str) -> dict:
+    """The result JSON and its verdict from the finished units (a partial set is allowed)."""
+    setting = SETTINGS[setting_name]
+    expected = [(m, s) for s in setting["seeds"] for m in setting["methods"]]
+    done = [key for key in expected if key in units]
+
+    def per_seed(method, field):
+        return {s: _get(units[(m, s)], field) for m, s in done if m == method}
+
+    def mean(method, field):
+        values = [v for v in per_seed(method, field).values() if v is not None]
+        return float(np.mean(values)) if values else None
+
+    def paired(a, b, field, scale=100.0):
+        x, y = per_seed(a, field), per_seed(b, field)
+        return interval([scale * (x[s] - y[s]) for s in sorted(set(x) & set(y))])
+
+    comparisons = {f"deps_minus_{b}": {"pareto_points": paired("deps", b, "mean_pareto_accuracy"),
+                                      "smallest_points": paired("deps", b, "smallest.accuracy"),
+                                      "largest_points": paired("deps", b, "largest.accuracy")}
+                   for b in ("bignas_ratio", "bignas_equal_cost", "ofa")}
+    complete_seeds = [s for s in setting["seeds"]
+                      if all((m, s) in units for m in ("deps", "bignas_ratio", "bignas_equal_cost"))]
+    deps_macs, ratio_macs = per_seed("deps", "train_macs"), per_seed("bignas_ratio", "train_macs")
+    macs_ratios = [ratio_macs[s] / deps_macs[s] for s in set(deps_macs) & set(ratio_macs)]
+    onset = [v for v in per_seed("deps", "onset_drop").values() if v is not None]
+    verdict = {
+        "seeds": len(complete_seeds),
+        "largest_accuracy": mean("deps", "largest.accuracy"),
+        "pareto": {"deps": mean("deps", "mean_pareto_accuracy"),
+                   "bignas_ratio_epochs": mean("bignas_ratio", "mean_pareto_accuracy"),
+                   "bignas_equal_cost": mean("bignas_equal_cost", "mean_pareto_accuracy"),
+                   "ofa": mean("ofa", "mean_pareto_accuracy")},
+        "smallest_gap_vs_bignas": comparisons["deps_minus_bignas_ratio"]["smallest_points"]["mean"],
+        "onset_drop": float(np.mean(onset)) if onset else None,
+        "macs_ratio_bignas_over_deps": float(np.mean(macs_ratios)) if macs_ratios else None,
+    }
+    methods = {}
+    for method in setting["methods"]:
+        if any(m == method for m, _ in done):
+            methods[method] = {field: mean(method, field) for field in (
+                "mean_pareto_accuracy", "front_pareto_accuracy", "smallest.accuracy", "largest.accuracy",
+                "train_macs", "train_cpu_s", "train_wall_s", "onset_drop")}
+            methods[method]["epochs"] = next(units[(m, s)]["epochs"] for m, s in done if m == method)
+    return {"setting": setting_name, "config": {k: v for k, v in setting.items()},
+            "units_done": len(done), "units_total": len(expected),
+            "missing": [f"{m}_seed{s}" for m, s in expected if (m, s) not in units],
+            "partial": len(done) < len(expected), "verdict": verdict, "targets": targets(verdict, comparisons),
+            "comparisons": comparisons, "methods": methods,
+            "units": {f"{m}_seed{s}": units[(m, s)] for m, s in done}}
+
+
+def targets(verdict: dict, comparisons: dict) -> dict:
+    """The issue's targets, each true/false (None while its units are missing)."""
+    pareto_ratio = comparisons["deps_minus_bignas_ratio"]["pareto_points"]
+    pareto_equal = comparisons["deps_minus_bignas_equal_cost"]["pareto_points"]
+
+    def at_least(ci, mean):  # within seed noise: the interval reaches 0, or the mean is >= 0
+        return None if mean is None else bool(mean >= 0 or (ci is not None and ci[1] >= 0))
+
+    gap, drop, largest = verdict["smallest_gap_vs_bignas"], verdict["onset_drop"], verdict["largest_accuracy"]
+    return {"pareto_deps_ge_bignas_ratio": at_least(pareto_ratio["ci95"], pareto_ratio["mean"]),
+            "pareto_deps_gt_bignas_equal_cost": None if pareto_equal["mean"] is None else pareto_equal["mean"] > 0,
+            "smallest_within_1_point": None if gap is None else gap >= -1.0,
+            "onset_drop_le_2_points": None if drop is None else drop <= 2.0,
+            "largest_ge_88": None if largest is None else largest >= 0.88}
+
+
+def _get(unit: dict, field: str):
+    for key in field.split("."):
+        unit = unit[key]
+    return unit
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_edge_deps.pareto import bucket_best
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, method in enumerate(result["methods"]):
+        units = [u for u in result["units"].values() if u["method"] == method]
+        for j, unit in enumerate(units):
+            best = sorted(bucket_best(unit["points"], 6), key=lambda p: p["macs"])
+            ax.plot([p["macs"] / 1e6 for p in best], [100 * p["accuracy"] for p in best], "-o", ms=3,
+                    color=f"C{i}", alpha=0.8, label=None if j else
+                    f"{method} ({100 * result['methods'][method]['mean_pareto_accuracy']:.2f}%)")
+            if method.startswith("deps"):
+                bx.plot(range(1, len(unit["val_accuracy"]) + 1), [100 * a for a in unit["val_accuracy"]],
+                        color=f"C{i}", alpha=0.8, label=None if j else method)
+                bx.axvline(unit["warmup_epochs"] + 0.5, color="grey", ls=":")
+    ax.set(xlabel="MACs per example (millions)", ylabel="test accuracy (%), best subnet per bucket",
+           title=f"{result['units_done']}/{result['units_total']} units")
+    bx.set(xlabel="epoch", ylabel="full model val accuracy (%)", title="shrinking starts at the dotted line")
+    for a in (ax, bx):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_units(folder: Path) -> dict:
+    units = {}
+    for path in sorted(folder.glob("*_seed*.json")):
+        unit = json.loads(path.read_text())
+        units[(unit["method"], unit["seed"])] = unit
+    return units
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the smoke setting (tiny data and supernet)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for units/, runs/, deps.json and deps_pareto.png "
+                             "(default: units in docs/benchmarks/deps_units, runs in runs/bench_deps)")
+    parser.add_argument("--assemble-only", action="store_true", help="write the JSON and PNG from the finished units")
+    parser.add_argument("--max-units", type=int, default=0, help="stop after training this many units (0: all)")
+    args = parser.parse_args(argv)
+    setting_name = "quick" if args.quick else "full"
+    setting = SETTINGS[setting_name]
+    if args.out is None:
+        units_dir, runs = ROOT / "docs/benchmarks/deps_units" / setting_name, ROOT / "runs/bench_deps"
+        json_path, png_path = ROOT / "docs/benchmarks/deps.json", ROOT / "docs/benchmarks/deps_pareto.png"
+    else:
+        units_dir, runs = args.out / "units" / setting_name, args.out / "runs"
+        json_path, png_path = args.out / "deps.json", args.out / "deps_pareto.png"
+    units_dir.mkdir(parents=True, exist_ok=True)
+    trained = 0
+    for seed in ([] if args.assemble_only else setting["seeds"]):
+        for method in setting["methods"]:
+            path = units_dir / f"{method}_seed{seed}.json"
+            if path.exists():
+                print(f"unit {setting_name}/{method}/seed{seed}: done, skipped", flush=True)
+                continue
+            if args.max_units and trained >= args.max_units:
+                continue
+            print(f"unit {setting_name}/{method}/seed{seed}: training", flush=True)
+            unit = run_unit(method, setting_name, seed, runs)
+            path.write_text(json.dumps(unit, indent=1) + "\n")
+            trained += 1
+            print(f"unit {setting_name}/{method}/seed{seed}: bucket Pareto {100 * unit['mean_pareto_accuracy']:.2f}%, "
+                  f"smallest {100 * unit['smallest']['accuracy']:.2f}%, largest {100 * unit['largest']['accuracy']:.2f}%, "
+                  f"{unit['train_macs'] / 1e12:.2f} T training MACs, {unit['train_cpu_s']:.0f} CPU-s", flush=True)
+    result = assemble(load_units(units_dir), setting_name)
+    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    if result["units_done"]:
+        plot(result, png_path)
+    print(f"{result['units_done']}/{result['units_total']} units; verdict {json.dumps(result['verdict'])}")
+    print(f"wrote {json_path} and {png_path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,141 +1,468 @@
-"""Benchmark GEARnn against its baselines on Fashion-MNIST, side by side in one process.
+"""GEARnn cost-to-accuracy benchmark: accuracy (clean and under corruptions) after every epoch
+against cumulative CPU-seconds, training MACs and wall time, per method and seed.
 
-Runs recipes/gearnn_2phase.toml, gearnn_1phase.toml, growth_mshot.toml and
-augmix_baseline.toml and reports wall time, training MACs, final weights, clean test
-accuracy and mean accuracy under the 15 corruptions x 5 severities, with each
-recipe's training-time ratio to the AugMix baseline (baseline time / recipe time).
-It also measures the cost per batch of ERA and AugMix augmentation against none.
+Methods are the recipes augmix_baseline (full-size network, AugMix, until validation stops
+improving), gearnn_2phase, gearnn_1phase and growth_mshot. Each unit (method x seed) runs
+in this process, evaluates after every epoch and is written at once to
+``UNITS/<method>-seed<k>.json``; a unit already there (for the same setting) is skipped, so
+the command resumes. The report (``--out`` JSON with a ``verdict`` and a PNG) is assembled
+from whatever units exist and says which are missing.
 
-    python tools/bench_gearnn.py --limit 6000
+    nice -n 10 python tools/bench_gearnn.py                      # the full run (~3 CPU-hours)
+    python tools/bench_gearnn.py --assemble-only                 # report from the units so far
+    python tools/bench_gearnn.py --quick --units /tmp/u --out /tmp/g.json   # smoke version
+
+Cost is the process's CPU-seconds (training, augmentation, growth and validation; the
+per-epoch test and corruption evaluation of this benchmark is excluded), training MACs
+(3 x forward MACs per image, views included; growth scoring not counted) and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pathlib
-import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_EDGE_PLUGINS", "osg,era,corruptions")  # only what is measured
 
+from keras_edge import hookimpl  # noqa: E402  (after the environment above)
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RECIPES = ("augmix_baseline", "gearnn_2phase", "gearnn_1phase", "growth_mshot")
-BASELINE = "augmix_baseline"
+METHODS = {"baseline": ("augmix_baseline", []), "gearnn2": ("gearnn_2phase", []),
+           "gearnn1": ("gearnn_1phase", []), "mshot": ("growth_mshot", []),
+           "gearnn2_uniform": ("gearnn_2phase", ["plugins.osg.strategy=uniform"])}
+"""Method -> (recipe, overrides). The first four are the benchmark; ``gearnn2_uniform`` (GEARnn-2
+with one width multiplier instead of cross-layer growth) is an extra experiment, run on request."""
+DEFAULT_METHODS = ("baseline", "gearnn2", "gearnn1", "mshot")
+FULL = {"limit": 30000, "corruption_examples": 2000, "test_limit": 0, "seeds": 2, "overrides": []}
+QUICK = {"limit": 700, "corruption_examples": 10, "test_limit": 200, "seeds": 1, "overrides": {
+    "baseline": ["stages.0.epochs=2"],
+    "gearnn2": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1", "plugins.osg.examples=32"],
+    "gearnn1": ["stages.0.epochs=2", "plugins.osg.grow_after=1", "plugins.osg.examples=32"],
+    "mshot": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1", "plugins.osg.every=1",
+              "plugins.osg.shots=2", "plugins.osg.examples=32"],
+    "gearnn2_uniform": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1",
+                        "plugins.osg.examples=32"]}}
+MARGIN = 0.01  # "within 1 point"
 
 
-def augmentation_cost(images, batch_size=128, batches=15) -> dict:
-    """Median seconds per batch of the tf.data pipeline with no augmentation, ERA and AugMix."""
-    import tensorflow as tf
-
-    from keras_edge_gearnn.augmix import augment_and_mix
-
-    settings = {"none": None, "era (1,3,4)": (1, 3, 4), "augmix (3,3,3)": (3, 3, 3)}
-    result = {}
-    for name, wdj in settings.items():
-        ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size, drop_remainder=True)
-        ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0)
-        if wdj is not None:
-            w, d, j = wdj
-            ds = ds.map(lambda x, w=w, d=d, j=j: (x, augment_and_mix(x, [0, 1], w, d, views=j - 1)))
-        it = iter(ds.repeat())
-        next(it)  # trace and warm up
-        times = []
-        for _ in range(batches):
-            start = time.perf_counter()
-            next(it)
-            times.append(time.perf_counter() - start)
-        result[name] = statistics.median(times)
-    return {"seconds_per_batch": result, "batch_size": batch_size,
-            "ratio_to_none": {k: v / result["none"] for k, v in result.items()}}
+# ---------------------------------------------------------------- measuring
 
 
-def run_one(name: str, limit: int, corruption_examples: int, runs_dir: pathlib.Path) -> dict:
-    from keras_edge.recipe import load_recipe
+class Evaluator:
+    """Clean accuracy on the test split and mean accuracy over 15 corruptions x 5 severities
+    on a fixed seeded subset of it (the corrupted sets are generated once and cached)."""
+
+    def __init__(self, x_test, y_test, examples, seed=0):
+        import numpy as np
+
+        from keras_edge_gearnn.corruptions import CORRUPTIONS
+        from keras_edge_gearnn.robustness import corrupted_set
+
+        cache = os.path.join(os.environ.get("KERAS_EDGE_CACHE", os.path.expanduser("~/.cache/keras-edge")),
+                             "corruptions")
+        pick = np.sort(np.random.default_rng(seed).permutation(len(x_test))[:examples])
+        self.x_test, self.y_test = x_test, np.asarray(y_test)
+        self.labels = self.y_test[pick]
+        self.names = list(CORRUPTIONS)
+        self.corrupted = np.concatenate([corrupted_set(x_test[pick], n, seed, cache).reshape(-1, *x_test.shape[1:])
+                                         for n in self.names])  # (15 * 5 * N, H, W, C), corruption-major
+        self.examples = len(pick)
+
+    def __call__(self, model) -> dict:
+        import numpy as np
+        import tensorflow as tf
+
+        predict = tf.function(lambda b: tf.argmax(model(b, training=False), axis=-1), reduce_retracing=True)
+
+        def predicted(images):
+            return np.concatenate([predict(tf.constant(images[i:i + 1000], tf.float32) / 255.0).numpy()
+                                   for i in range(0, len(images), 1000)])
+
+        clean = float(np.mean(predicted(self.x_test) == self.y_test))
+        correct = (predicted(self.corrupted).reshape(len(self.names), 5, -1) == self.labels).astype(np.float64)
+        per_image = correct.mean(axis=(0, 1))
+        return {"clean": clean, "robust": float(per_image.mean()),
+                "robust_se": float(per_image.std(ddof=1) / math.sqrt(len(per_image))),
+                "table": {n: [round(float(a), 4) for a in row] for n, row in zip(self.names, correct.mean(axis=2))}}
+
+
+class CurveProbe:
+    """Autouse plugin: after every epoch, the cumulative cost so far and the accuracies.
+
+    The CPU and wall time of its own evaluation are subtracted from the cost. Its log
+    (``curve_probe.json`` in the run folder, written at every epoch's start and end) lets an
+    interrupted unit resume from the run's last checkpoint: the rows of the epochs done and
+    the cost counted when the next epoch started (growth and checkpointing included)."""
+
+    autouse = True
+
+    def __init__(self, evaluate, log, resume_epochs=None):
+        self.evaluate, self.log, self.rows, self.macs, self.growth, self.starts = evaluate, log, [], 0, [], {}
+        self.offset_cpu = self.offset_wall = 0.0
+        if resume_epochs is not None:
+            saved = json.loads(log.read_text())
+            self.rows = saved["rows"][:resume_epochs]
+            last = self.rows[-1] if self.rows else {"cpu_s": 0.0, "wall_s": 0.0, "train_macs": 0}
+            start = saved["starts"].get(str(resume_epochs), [last["cpu_s"], last["wall_s"], last["train_macs"]])
+            self.offset_cpu, self.offset_wall, self.macs = start
+            self.starts = {int(k): v for k, v in saved["starts"].items() if int(k) <= resume_epochs}
+        self.cpu0, self.wall0, self.excluded_cpu, self.excluded_wall = time.process_time(), time.perf_counter(), 0, 0
+
+    def cost(self):
+        return (self.offset_cpu + time.process_time() - self.cpu0 - self.excluded_cpu,
+                self.offset_wall + time.perf_counter() - self.wall0 - self.excluded_wall)
+
+    def save(self):
+        partial = self.log.with_suffix(".tmp")
+        partial.write_text(json.dumps({"rows": self.rows, "starts": self.starts}))
+        partial.replace(self.log)
+
+    @hookimpl
+    def on_run_end(self, ctx):
+        self.growth = ctx.scratch.get("osg", [])
+
+    @hookimpl
+    def on_epoch_start(self, ctx):
+        self.starts[len(self.rows)] = [*self.cost(), self.macs]
+        self.save()
+
+    @hookimpl
+    def on_epoch_end(self, ctx, logs):
+        from keras_edge.models import count_macs, count_params
+
+        era = ctx.options.get("era") if "era" in ctx.stage.plugins else None
+        images = 1 + (era.views - 1 if era is not None and era.views > 1 else 0)
+        self.macs += 3 * images * ctx.steps_per_epoch * ctx.stage.data.batch_size * count_macs(ctx.model)
+        cpu, wall = self.cost()
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
+        result = self.evaluate(ctx.model)
+        self.excluded_cpu += time.process_time() - start_cpu
+        self.excluded_wall += time.perf_counter() - start_wall
+        self.rows.append({"stage": ctx.stage.name, "epoch": ctx.epoch + 1, "robust_training": era is not None,
+                          "params": count_params(ctx.model), "cpu_s": cpu, "wall_s": wall, "train_macs": self.macs,
+                          "val_accuracy": logs.get("val_accuracy"), "clean": result["clean"],
+                          "robust": result["robust"], "robust_se": result["robust_se"], "table": result["table"]})
+        self.save()
+        print(f"  {ctx.stage.name} {ctx.epoch + 1}: cpu {cpu:.0f} s, clean {100 * result['clean']:.2f}, "
+              f"robust {100 * result['robust']:.2f}", flush=True)
+
+
+def run_unit(method, seed, setting, evaluate, work) -> dict:
+    """Train one unit, resuming its run folder when an earlier attempt left checkpoints and a probe log."""
+    from keras_edge.checkpoint import list_checkpoints
+    from keras_edge.recipe import load_recipe, to_toml
     from keras_edge.runner import run_recipe
 
-    overrides = [f"plugins.corruptions.examples={corruption_examples}"]
-    if limit:
-        overrides.append(f"data.limit={limit}")
-    recipe = load_recipe(ROOT / "recipes" / f"{name}.toml", overrides=overrides)
-    summary = run_recipe(recipe, runs_dir / name, force=True)
-    return {
-        "wall_time_s": summary["wall_time_s"],
-        "train_macs": summary["train_macs"],
-        "params": summary["params"],
-        "test_accuracy": summary["test_accuracy"],
-        "corruption_subset_clean_accuracy": summary["corruptions"]["clean_accuracy"],
-        "mean_corruption_accuracy": summary["corruptions"]["mean_corruption_accuracy"],
-        "stage_times_s": summary["stage_times_s"],
-        "run_dir": summary["run_dir"],
+    overrides = [f"data.limit={setting['limit']}", f"data.test_limit={setting['test_limit']}",
+                 f"train.seed={seed}", "plugins.corruptions.at_run_end=false"]
+    extra = setting["overrides"]
+    overrides += extra.get(method, []) if isinstance(extra, dict) else extra
+    recipe_name, method_overrides = METHODS[method]
+    overrides += method_overrides + ([f"plugins.osg.seed={seed}"] if method != "baseline" else [])
+    recipe = load_recipe(ROOT / "recipes" / f"{recipe_name}.toml", overrides=overrides)
+    folder = work / f"{method}-seed{seed}"
+    log = folder / "curve_probe.json"
+    found = list_checkpoints(folder / "checkpoints")
+    saved = folder / "recipe.toml"
+    resume = bool(found) and log.exists() and saved.exists() and saved.read_text() == to_toml(recipe.to_dict())
+    done = len(json.loads((found[-1] / "state.json").read_text())["history"]) if resume else None
+    if resume:
+        print(f"  resuming after {done} epochs", flush=True)
+    probe = CurveProbe(evaluate, log, done)
+    summary = run_recipe(recipe, folder, resume=resume, force=not resume, extra_plugins={"curve_probe": probe})
+    rows = [dict(row) for row in probe.rows]
+    for row in rows[:-1]:
+        row.pop("table", None)  # the full table only for the last epoch
+    return {"method": method, "recipe": recipe_name, "seed": seed, "setting": setting, "curve": rows,
+            "final_params": summary["params"], "loop_train_macs": summary["train_macs"],
+            "growth": probe.growth, "overrides": overrides}
+
+
+def augmentation_share(images, batch_size=128, batches=12) -> dict:
+    """CPU-seconds per batch of ERA (1,3,4) and AugMix (3,3,3) in tf.data, and their share of a
+    training step of the full-size network on the same batch (views included)."""
+    import keras
+    import tensorflow as tf
+
+    from keras_edge.models import vgg
+    from keras_edge_gearnn.augmix import augment_and_mix
+
+    result = {}
+    for name, (w, d, j) in {"era": (1, 3, 4), "augmix": (3, 3, 3)}.items():
+        ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size, drop_remainder=True).repeat()
+        ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0)
+        ds = ds.map(lambda x, w=w, d=d, j=j: tf.concat([x[None], augment_and_mix(x, [0, 1], w, d, views=j - 1)], 0))
+        it = iter(ds)
+        batch = next(it)
+        start = time.process_time()
+        for _ in range(batches):
+            batch = next(it)
+        augment = (time.process_time() - start) / batches
+        model = vgg(tuple(images.shape[1:]), 10, width=0.5)
+        optimizer = keras.optimizers.SGD(0.05, momentum=0.9)
+        flat = tf.reshape(batch, [-1, *images.shape[1:]])
+        labels = tf.zeros([flat.shape[0]], tf.int32)
+
+        @tf.function
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+        step(flat, labels)
+        start = time.process_time()
+        for _ in range(batches):
+            step(flat, labels)
+        train = (time.process_time() - start) / batches
+        result[name] = {"augment_cpu_s_per_batch": augment, "train_step_cpu_s": train,
+                        "share": augment / (augment + train)}
+    result["batch_size"] = batch_size
+    return result
+
+
+# ---------------------------------------------------------------- assembling
+
+
+def first_match(curve, clean, robust):
+    """The first row reaching ``clean`` and ``robust`` (both minus MARGIN), or None."""
+    return next((r for r in curve if r["clean"] >= clean - MARGIN and r["robust"] >= robust - MARGIN), None)
+
+
+def at_cost(curve, cost):
+    """The last row whose cumulative CPU-seconds are at most ``cost`` (what that budget buys)."""
+    rows = [r for r in curve if r["cpu_s"] <= cost]
+    return rows[-1] if rows else None
+
+
+def epoch_costs(unit) -> dict:
+    """Mean CPU-seconds and training MACs per epoch, by kind of epoch (clean or robust, before
+    or at the final size): where each method's cost goes."""
+    groups, cpu, macs = {}, 0.0, 0
+    for r in unit["curve"]:
+        kind = ("robust" if r["robust_training"] else "clean") + (
+            "_final_size" if r["params"] == unit["final_params"] else "_before_growth")
+        groups.setdefault(kind, []).append((r["cpu_s"] - cpu, r["train_macs"] - macs))
+        cpu, macs = r["cpu_s"], r["train_macs"]
+    return {k: {"epochs": len(v), "cpu_s_per_epoch": sum(c for c, _ in v) / len(v),
+                "train_macs_per_epoch": sum(m for _, m in v) / len(v)} for k, v in groups.items()}
+
+
+def mean_ci(values):
+    """Mean and 95% t-interval half-width (None for fewer than two values)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    from scipy import stats
+
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return mean, float(stats.t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values)))
+
+
+def assemble(units: dict, setting, seeds, augmentation) -> dict:
+    """The report from the finished units ``{(method, seed): unit}``; works on a partial set.
+
+    Accuracies are fractions, gaps and differences in the verdict and ``clean_gap`` /
+    ``robust_gap`` are points (percent)."""
+    expected = [(m, s) for s in range(seeds) for m in DEFAULT_METHODS]
+    missing = [f"{m}-seed{s}" for m, s in expected if (m, s) not in units]
+    present = {m for m, _ in units}
+    per_seed, headline = {}, {m: [] for m in METHODS if m != "baseline" and (m in DEFAULT_METHODS or m in present)}
+    for s in range(seeds):
+        base = units.get(("baseline", s))
+        if base is None:
+            continue
+        final = base["curve"][-1]
+        per_seed[s] = {"baseline": {"cost": final["cpu_s"], "train_macs": final["train_macs"],
+                                    "wall_s": final["wall_s"], "clean": final["clean"], "robust": final["robust"],
+                                    "epochs": len(base["curve"])}}
+        own = first_match(base["curve"], final["clean"], final["robust"])
+        per_seed[s]["baseline"]["cost_to_within_1pt"] = own["cpu_s"]
+        for m in headline:
+            unit = units.get((m, s))
+            if unit is None:
+                continue
+            hit = first_match(unit["curve"], final["clean"], final["robust"])
+            last = unit["curve"][-1]
+            entry = {"final_clean": last["clean"], "final_robust": last["robust"], "final_cost": last["cpu_s"],
+                     "final_train_macs": last["train_macs"], "final_params": unit["final_params"],
+                     "cost_to_match": hit and hit["cpu_s"], "train_macs_to_match": hit and hit["train_macs"],
+                     "wall_to_match": hit and hit["wall_s"],
+                     "cost_ratio": hit and final["cpu_s"] / hit["cpu_s"],
+                     "macs_ratio": hit and final["train_macs"] / hit["train_macs"],
+                     "clean_gap": hit and 100 * (final["clean"] - hit["clean"]),
+                     "robust_gap": hit and 100 * (final["robust"] - hit["robust"])}
+            per_seed[s][m] = entry
+            headline[m].append(entry)
+    comparisons = {}
+    for s in per_seed:
+        two, one = units.get(("gearnn2", s)), units.get(("gearnn1", s))
+        if two is None or one is None:
+            continue
+        cost = min(two["curve"][-1]["cpu_s"], one["curve"][-1]["cpu_s"])
+        a, b = at_cost(two["curve"], cost), at_cost(one["curve"], cost)
+        robust_final = [[r for r in u["curve"] if r["robust_training"] and r["params"] == u["final_params"]]
+                        for u in (two, one)]
+        k = min(len(robust_final[0]), len(robust_final[1]))
+        comparisons[s] = {"equal_cost_cpu_s": cost,
+                          "robust_minus_at_equal_cost": a and b and a["robust"] - b["robust"],
+                          "clean_minus_at_equal_cost": a and b and a["clean"] - b["clean"],
+                          "equal_robust_epochs_at_final_size": k,
+                          "robust_minus_at_equal_robust_epochs":
+                              robust_final[0][k - 1]["robust"] - robust_final[1][k - 1]["robust"] if k else None}
+    summary = {}
+    for m, entries in headline.items():
+        summary[m] = {key: dict(zip(("mean", "ci95"), mean_ci([e[key] for e in entries])))
+                      for key in ("cost_to_match", "cost_ratio", "macs_ratio", "clean_gap", "robust_gap",
+                                  "final_clean", "final_robust", "final_cost")}
+        summary[m]["seeds_matched"] = sum(e["cost_to_match"] is not None for e in entries)
+        summary[m]["seeds"] = len(entries)
+    base_cost = mean_ci([p["baseline"]["cost"] for p in per_seed.values()])[0]
+    two = headline["gearnn2"]
+    all_matched = bool(two) and all(e["cost_to_match"] is not None for e in two)
+    two_cost = mean_ci([e["cost_to_match"] for e in two])[0] if all_matched else None
+    verdict = {
+        "seeds": len(per_seed), "cost_unit": "cpu_s", "baseline_cost": base_cost,
+        "gearnn2_cost_to_match": two_cost,
+        "cost_ratio": base_cost / two_cost if two_cost else None,
+        "clean_gap": mean_ci([e["clean_gap"] for e in two])[0] if all_matched else None,
+        "robust_gap": mean_ci([e["robust_gap"] for e in two])[0] if all_matched else None,
+        "gearnn2_minus_gearnn1_robust_at_equal_cost":
+            mean_ci([c["robust_minus_at_equal_cost"] for c in comparisons.values()])[0],
+        "augmentation_share_era": augmentation["era"]["share"] if augmentation else None,
+        "targets": {"cost_ratio_at_least": 2.3, "gap_at_most": 1.0, "augmentation_share_at_most": 0.25},
     }
+    if verdict["gearnn2_minus_gearnn1_robust_at_equal_cost"] is not None:
+        verdict["gearnn2_minus_gearnn1_robust_at_equal_cost"] *= 100  # points
+    return {"verdict": verdict, "units_done": len(expected) - len(missing), "units_total": len(expected),
+            "units_missing": missing, "setting": setting, "per_seed": per_seed, "summary": summary,
+            "gearnn2_vs_gearnn1": comparisons, "augmentation": augmentation,
+            "curves": {f"{m}-seed{s}": [{k: v for k, v in r.items() if k != "table"} for r in u["curve"]]
+                       for (m, s), u in sorted(units.items())},
+            "final_tables": {f"{m}-seed{s}": u["curve"][-1].get("table") for (m, s), u in sorted(units.items())},
+            "epoch_costs": {f"{m}-seed{s}": epoch_costs(u) for (m, s), u in sorted(units.items())},
+            "growth": {f"{m}-seed{s}": u["growth"] for (m, s), u in sorted(units.items()) if m != "baseline"}}
 
 
-def plot(results: dict, path: pathlib.Path) -> None:
+def plot(report, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, r in results.items():
-        ax.scatter(r["wall_time_s"] / 60, 100 * r["test_accuracy"], marker="o", color="C0")
-        ax.scatter(r["wall_time_s"] / 60, 100 * r["mean_corruption_accuracy"], marker="s", color="C1")
-        ax.annotate(name, (r["wall_time_s"] / 60, 100 * r["mean_corruption_accuracy"]), fontsize=7,
-                    xytext=(3, -10), textcoords="offset points")
-    ax.scatter([], [], marker="o", color="C0", label="clean test accuracy")
-    ax.scatter([], [], marker="s", color="C1", label="mean corruption accuracy")
-    ax.set_xlabel("training wall time (min)")
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize=8)
-    ax.set_title("GEARnn vs AugMix baseline, Fashion-MNIST", fontsize=9)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = dict(zip(METHODS, ("black", "C0", "C1", "C2", "C4")))
+    for key, curve in report["curves"].items():
+        method = key.rsplit("-seed", 1)[0]
+        for ax, metric in zip(axes, ("clean", "robust")):
+            ax.plot([r["cpu_s"] / 60 for r in curve], [100 * r[metric] for r in curve], "o-", ms=3, lw=1,
+                    color=colours[method], label=method if key.endswith("seed0") else None)
+    for s, p in report["per_seed"].items():
+        for ax, metric in zip(axes, ("clean", "robust")):
+            ax.axhline(100 * (p["baseline"][metric] - MARGIN), color="grey", ls=":", lw=0.8)
+    for ax, title in zip(axes, ("clean test accuracy", "mean corruption accuracy (15 x 5)")):
+        ax.set_xlabel("cumulative training CPU-minutes")
+        ax.set_ylabel(f"{title} (%)")
+        ax.legend(fontsize=8)
+    done = f"{report['units_done']}/{report['units_total']} units"
+    fig.suptitle(f"GEARnn vs AugMix baseline, Fashion-MNIST ({done}; dotted: baseline final - 1 point)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def main() -> None:
+def markdown(report) -> str:
+    """The per-seed headline as a Markdown table (for the method card)."""
+    lines = ["| seed | method | final clean % | final robust % | total CPU-s | CPU-s to match | baseline CPU-s / that "
+             "| MACs ratio | clean gap | robust gap |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for s, p in sorted(report["per_seed"].items()):
+        b = p["baseline"]
+        lines.append(f"| {s} | baseline | {100 * b['clean']:.2f} | {100 * b['robust']:.2f} | {b['cost']:.0f} | "
+                     f"{b['cost_to_within_1pt']:.0f} | 1 | 1 | | |")
+        for m in METHODS:
+            e = p.get(m) if m != "baseline" else None
+            if e is None:
+                continue
+            hit = e["cost_to_match"] is not None
+            fmt = (lambda v, f: format(v, f) if hit else "never")  # noqa: E731
+            lines.append(f"| {s} | {m} | {100 * e['final_clean']:.2f} | {100 * e['final_robust']:.2f} | "
+                         f"{e['final_cost']:.0f} | {fmt(e['cost_to_match'], '.0f')} | {fmt(e['cost_ratio'], '.2f')} | "
+                         f"{fmt(e['macs_ratio'], '.2f')} | {fmt(e['clean_gap'], '.2f')} | {fmt(e['robust_gap'], '.2f')} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+
+def load_units(folder, setting) -> dict:
+    units = {}
+    for path in sorted(pathlib.Path(folder).glob("*-seed*.json")):
+        unit = json.loads(path.read_text())
+        if unit.get("setting") == setting:
+            units[(unit["method"], unit["seed"])] = unit
+        else:
+            print(f"skipping {path}: made with another setting", file=sys.stderr)
+    return units
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, default=6000, help="training examples (0: all 54,000)")
-    parser.add_argument("--corruption-examples", type=int, default=1000, help="test examples corrupted")
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
-    parser.add_argument("--out", default="bench_results/gearnn", help="folder for JSON, PNG and run folders")
-    args = parser.parse_args()
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke version (seconds)")
+    parser.add_argument("--units", default=str(ROOT / "docs/benchmarks/gearnn_units"), help="folder of unit JSONs")
+    parser.add_argument("--out", default=str(ROOT / "docs/benchmarks/gearnn.json"), help="report JSON (PNG beside)")
+    parser.add_argument("--work", default=str(ROOT / "bench_results/gearnn"), help="run folders")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(METHODS),
+                        help="methods to run (gearnn2_uniform: the extra uniform-growth experiment)")
+    parser.add_argument("--seeds", type=int, help="seeds (default: 2, quick: 1)")
+    parser.add_argument("--assemble-only", action="store_true", help="only build the report from existing units")
+    args = parser.parse_args(argv)
+    setting = dict(QUICK if args.quick else FULL)
+    seeds = args.seeds or setting.pop("seeds")
+    setting.pop("seeds", None)
+    units_dir, out = pathlib.Path(args.units), pathlib.Path(args.out)
+    units_dir.mkdir(parents=True, exist_ok=True)
+    units = load_units(units_dir, setting)
+    aug_path = units_dir / "augmentation.json"
+    todo = [(m, s) for s in range(seeds) for m in METHODS if m in args.methods and (m, s) not in units]
+    if not args.assemble_only and (todo or not aug_path.exists()):
+        from keras_edge.data import load_data
+        from keras_edge.recipe import load_recipe
 
-    from keras_edge.data import load_data
-    from keras_edge.recipe import load_recipe
-
-    data = load_data(load_recipe(ROOT / "recipes" / "gearnn_2phase.toml").data)
-    augmentation = augmentation_cost(data.x_train[:128 * 16])
-    print("augmentation, median s/batch of 128:", json.dumps(augmentation["seconds_per_batch"]))
-
-    results = {}
-    for name in args.recipes:
-        results[name] = run_one(name, args.limit, args.corruption_examples, out / "runs")
-        print(f"{name}: {json.dumps({k: v for k, v in results[name].items() if k != 'run_dir'})}", flush=True)
-    if BASELINE in results:
-        for r in results.values():
-            r["time_ratio_vs_baseline"] = results[BASELINE]["wall_time_s"] / r["wall_time_s"]
-            r["train_macs_ratio_vs_baseline"] = results[BASELINE]["train_macs"] / r["train_macs"]
-
-    header = f"{'recipe':16s}{'time s':>9s}{'x faster':>9s}{'train GMACs':>13s}{'params':>9s}{'clean %':>9s}{'corrupt %':>10s}"
-    print(header)
-    for name, r in results.items():
-        print(f"{name:16s}{r['wall_time_s']:9.0f}{r.get('time_ratio_vs_baseline', float('nan')):9.2f}"
-              f"{r['train_macs'] / 1e9:13.0f}{r['params']:9d}{100 * r['test_accuracy']:9.2f}"
-              f"{100 * r['mean_corruption_accuracy']:10.2f}")
-    report = {"limit": args.limit, "corruption_examples": args.corruption_examples,
-              "augmentation": augmentation, "results": results,
-              "command": "python tools/bench_gearnn.py " + " ".join(
-                  f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items())}
-    (out / "bench_gearnn.json").write_text(json.dumps(report, indent=2))
-    plot(results, out / "bench_gearnn.png")
-    print(f"wrote {out / 'bench_gearnn.json'} and {out / 'bench_gearnn.png'}")
+        data = load_data(load_recipe(ROOT / "recipes" / "augmix_baseline.toml", overrides=[
+            f"data.limit={setting['limit']}", f"data.test_limit={setting['test_limit']}"]).data)
+        if not aug_path.exists():
+            aug_path.write_text(json.dumps(augmentation_share(data.x_train[:128 * 4], batches=2 if args.quick else 12),
+                                           indent=2))
+        if todo:
+            evaluate = Evaluator(data.x_test, data.y_test, setting["corruption_examples"])
+            for method, seed in todo:
+                print(f"unit {method} seed {seed}", flush=True)
+                unit = run_unit(method, seed, setting, evaluate, pathlib.Path(args.work))
+                path = units_dir / f"{method}-seed{seed}.json"
+                partial = path.with_suffix(".tmp")
+                partial.write_text(json.dumps(unit, indent=1))
+                partial.replace(path)
+                units[(method, seed)] = unit
+    augmentation = json.loads(aug_path.read_text()) if aug_path.exists() else None
+    report = assemble(units, setting, seeds, augmentation)
+    report["command"] = "python tools/bench_gearnn.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=float))
+    plot(report, out.with_suffix(".png"))
+    print(markdown(report))
+    print(json.dumps(report["verdict"], indent=1))
+    print(f"{report['units_done']}/{report['units_total']} units; wrote {out} and {out.with_suffix('.png')}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

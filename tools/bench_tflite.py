@@ -42,8 +42,9 @@ def child_memory(model_path, data_path, steps):
     before = status_kib("VmRSS")
     interpreter = Interpreter(model_path=model_path, num_threads=1)
     train = interpreter.get_signature_runner("train")
+    weight, rate = np.ones(x.shape[1], np.float32), np.float32(0)
     for step in range(steps):
-        train(x=x[step % len(x)], y=y[step % len(y)])
+        train(x=x[step % len(x)], y=y[step % len(y)], sample_weight=weight, learning_rate=rate)
     peak = status_kib("VmHWM")
     print(json.dumps({"baseline_rss_kib": before, "peak_rss_kib": peak, "training_kib": peak - before}))
 
@@ -210,7 +211,8 @@ def main(argv=None):
                                      "convert_s": time.perf_counter() - start,
                                      "memory": json.loads(child.stdout.strip().splitlines()[-1])}
         runner = Interpreter(model_content=tflite, num_threads=1).get_signature_runner("train")
-        steps[f"litert_{name}"] = lambda x, y, runner=runner: runner(x=x, y=y)
+        weight, rate = np.ones(b, np.float32), np.float32(0)
+        steps[f"litert_{name}"] = lambda x, y, runner=runner: runner(x=x, y=y, sample_weight=weight, learning_rate=rate)
     for name, ms in median_ms(steps, batches, args.steps).items():
         results.setdefault(name, {}).update(train_step_ms=ms, images_per_s=b * 1000 / ms)
     full_mem = results["litert_full"]["memory"]

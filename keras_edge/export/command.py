@@ -22,7 +22,7 @@ def load_selection(path) -> dict:
                              "keyed by Keras variable path, or --no-selection") from exc
 
 
-def export_run(run_dir, out=None, *, batch_size=32, learning_rate=0.001, momentum=0.9, selection="auto",
+def export_run(run_dir, out=None, *, batch_size=32, learning_rate=0.0001, momentum=0.9, selection="auto",
                runtime_masks=False, flex=False, int8=False, calibration_size=256, qat_epochs=0) -> dict:
     """Export RUN_DIR/model.keras; returns the report also written to ``<out>.json``.
 
@@ -65,18 +65,18 @@ def _export_int8(module, tflite, run_dir, out, calibration_size, model, qat_epoc
     """Write the int8 inference model (and with ``qat_epochs`` the QAT one) and compare
     their test accuracy in LiteRT with the float model's."""
     from keras_edge.data import load_data
-    from keras_edge.export.quantize import int8_inference_model, litert_accuracy
+    from keras_edge.export.quantize import inference_model, litert_accuracy
     from keras_edge.recipe import load_recipe
 
     data_config = load_recipe(run_dir / "recipe.toml").stages[-1].data
     data = load_data(data_config)
     pick = np.random.default_rng(0).permutation(len(data.x_train))[:calibration_size]
-    int8 = int8_inference_model(module, data.x_train[pick].astype(np.float32) / 255.0)
+    int8 = inference_model(module, data.x_train[pick].astype(np.float32) / 255.0)
     path = out.with_name(f"{out.stem}_int8.tflite")
     io.write_bytes(path, int8)
     x_test = data.x_test.astype(np.float32) / 255.0
     float_acc, int8_acc = litert_accuracy(tflite, x_test, data.y_test), litert_accuracy(int8, x_test, data.y_test)
-    report = {"file": str(path), "bytes": len(int8), "float_bytes": len(tflite),
+    report = {"file": str(path), "bytes": len(int8), "float_inference_bytes": len(inference_model(module)),
               "float_test_accuracy": float_acc, "int8_test_accuracy": int8_acc,
               "accuracy_change": int8_acc - float_acc, "calibration_images": int(len(pick)),
               "test_images": int(len(x_test))}
@@ -100,8 +100,8 @@ def _export_int8(module, tflite, run_dir, out, calibration_size, model, qat_epoc
               help="Output .tflite (default: RUN_DIR/model.tflite); a .json report is written beside it.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Fixed batch size of the train signature.")
-@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=0.001, show_default=True,
-              help="Default rate of train (an app may pass another per step); 0.001 suits fine-tuning a trained model.")
+@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=0.0001, show_default=True,
+              help="Default rate of train (an app may pass another per step); see docs/deploy.md before raising it.")
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True)
 @click.option("--selection", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Train only these neurons: .npz of 0/1 masks by variable path (default: RUN_DIR/selection.npz if present).")

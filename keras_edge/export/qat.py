@@ -45,8 +45,9 @@ def tf_keras_twin(model):
         if hasattr(op, "_run_through_graph"):  # a nested functional model
             return lambda *args, **kwargs: _functional(op)._run_through_graph(args[0], operation_fn=operation_fn)
         first = id(op) not in twins
-        twin = twins.setdefault(id(op), twins.get(id(op)) or _twin_layer(op, tf_keras.layers))
-        return lambda *args, **kwargs: _call_twin(op, twin, args, first)
+        if first:
+            twins[id(op)] = _twin_layer(op, tf_keras.layers)
+        return lambda *args, **kwargs: _call_twin(op, twins[id(op)], args, first)
 
     outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
     return tf_keras.Model(inputs, outputs, name=f"{model.name}_tf_keras")
@@ -65,28 +66,38 @@ def check_twin(model, twin, images) -> float:
 
 
 def qat_int8_model(model, x_train, y_train, *, epochs, batch_size=128, learning_rate=QAT_LEARNING_RATE, seed=0,
-                   check_images=None):
-    """Fine-tune a quantisation-aware twin of ``model`` on float images in [0, 1] and
-    return ``(int8 TFLite bytes, twin gap)``."""
+                   check_images=None, quantisation_aware=True, calibration_images=None):
+    """Fine-tune a twin of ``model`` on float images in [0, 1] and return ``(int8 TFLite
+    bytes, twin gap)``: quantisation-aware (tfmot fake quantisation, then conversion),
+    or with ``quantisation_aware=False`` the same fine-tuning in float followed by
+    post-training quantisation calibrated on ``calibration_images`` (the control at
+    equal training cost)."""
     import tf_keras
 
     tf_keras.utils.set_random_seed(seed)
     twin = tf_keras_twin(model)
     gap = check_twin(model, twin, x_train[:64] if check_images is None else check_images)
+    trained = _quantisation_aware(twin) if quantisation_aware else twin
+    trained.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
+                    loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    trained.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    converter = tf.lite.TFLiteConverter.from_keras_model(trained)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if not quantisation_aware:
+        converter.representative_dataset = lambda: ([image[None]] for image in calibration_images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert(), gap
+
+
+def _quantisation_aware(twin):
     import tensorflow_model_optimization as tfmot
 
     try:
         with tfmot.quantization.keras.quantize_scope({"hard_silu": hard_silu}):
-            quantised = tfmot.quantization.keras.quantize_model(twin)
+            return tfmot.quantization.keras.quantize_model(twin)
     except (RuntimeError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KerasEdgeError(f"tensorflow-model-optimization cannot quantise this model: {first}") from exc
-    quantised.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
-                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    quantised.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
-    converter = tf.lite.TFLiteConverter.from_keras_model(quantised)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert(), gap
 
 
 def _call_twin(op, twin, args, first):

@@ -10,15 +10,16 @@ from ai_edge_litert.interpreter import Interpreter
 from keras_edge.export.convert import saved_model_converter
 
 
-def int8_inference_model(module, calibration_images) -> bytes:
-    """An int8 ``infer``-only model calibrated on ``calibration_images`` (float32 NHWC
-    in [0, 1]); float32 input and outputs, int8 weights and activations inside."""
+def inference_model(module, calibration_images=None) -> bytes:
+    """The ``infer`` signature alone: float32, or with ``calibration_images`` (float32
+    NHWC in [0, 1]) int8 weights and activations inside, float32 input and outputs."""
     spec = tf.TensorSpec([None, *module.input_shape], tf.float32, name="x")
     infer = tf.function(module.infer, input_signature=[spec], autograph=False).get_concrete_function()
     with saved_model_converter(module, {"infer": infer}) as converter:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([image[None]] for image in calibration_images)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if calibration_images is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([image[None]] for image in calibration_images)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         return converter.convert()
 
 

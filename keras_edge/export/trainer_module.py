@@ -61,7 +61,7 @@ class TrainerModule(tf.Module):
     weights not in it are frozen (no weight gradient, no optimizer state).
     """
 
-    def __init__(self, model, *, batch_size=32, learning_rate=0.001, momentum=0.9, selection=None,
+    def __init__(self, model, *, batch_size=32, learning_rate=0.0001, momentum=0.9, selection=None,
                  runtime_masks=False):
         super().__init__(name="keras_edge_trainer")
         graph = _functional(model)
@@ -90,9 +90,10 @@ class TrainerModule(tf.Module):
         inside = tf.cast(tf.logical_and(x >= 0.0, x <= 1.0), tf.float32)  # false for NaN
         good_image = tf.reduce_min(inside, axis=list(range(1, len(x.shape)))) > 0.5
         use = tf.logical_and(tf.logical_and(offered, _finite(sample_weight)), tf.logical_and(good_label, good_image))
-        weight = tf.where(use, sample_weight, tf.zeros_like(sample_weight))
-        x = tf.where(tf.reshape(use, [-1] + [1] * (len(x.shape) - 1)), x, tf.zeros_like(x))
-        y = tf.where(use, y, tf.zeros_like(y))
+        # scalar zeros broadcast: a zeros_like would be stored in the model file as a constant
+        weight = tf.where(use, sample_weight, 0.0)
+        x = tf.where(tf.reshape(use, [-1] + [1] * (len(x.shape) - 1)), x, 0.0)
+        y = tf.where(use, y, 0)
 
         weights = self.device_weights
         with tf.GradientTape(watch_accessed_variables=False) as tape:

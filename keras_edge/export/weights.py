@@ -105,10 +105,11 @@ class DeviceWeight(tf.Module):
         else:
             parts = [(self.trained, tf.gather(view, self.channels, axis=-1)),
                      (self.frozen_part, tf.gather(view, self.rest_index, axis=-1))]
-        if self.velocity is not None:
-            parts.append((self.velocity, tf.zeros(self.velocity.shape)))
         for variable, value in parts:
             variable.assign(value if apply is None else tf.where(apply, value, tf.convert_to_tensor(variable)))
+        if self.velocity is not None:  # a broadcast scalar: no zeros tensor stored in the model file
+            reset = tf.constant(True) if apply is None else apply
+            self.velocity.assign(tf.where(reset, tf.constant(0.0), tf.convert_to_tensor(self.velocity)))
 
     def apply_gradient(self, grad, learning_rate, channel_mask=None, apply=None):
         """One step of Keras' SGD: ``v = momentum * v - lr * g; w += v`` (``w -= lr * g``
@@ -128,7 +129,7 @@ class DeviceWeight(tf.Module):
                 step = mask * step + (1.0 - mask) * v_old
             self.velocity.assign(step if apply is None else tf.where(apply, step, v_old))
         step = step if mask is None else step * mask
-        self.trained.assign_add(step if apply is None else tf.where(apply, step, tf.zeros_like(step)))
+        self.trained.assign_add(step if apply is None else tf.where(apply, step, 0.0))
 
 
 def _channels(path, mask, shape, view_shape):

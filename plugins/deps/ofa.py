@@ -11,6 +11,7 @@ from keras_edge import hookimpl
 from keras_edge.context import SubnetSample
 from keras_edge.errors import RecipeError
 from keras_edge_deps.extract import extract
+from keras_edge_deps.reorganize import reorganize
 from keras_edge_deps.sampling import SubnetSampler
 
 
@@ -26,6 +27,9 @@ class Options:
     """Depths sampled in this stage (empty: all); OFA's first depth sub-phase uses the two largest."""
     expands: tuple[int, ...] = ()
     """Expand ratios sampled in this stage (empty: all); OFA's first expand sub-phase uses the two largest."""
+
+    reorganize: bool = True
+    """Sort expansion channels by importance at the start of an expand phase (OFA's ``re_organize_middle_weights``)."""
 
     def __post_init__(self):
         if self.num_subnets < 1:
@@ -52,6 +56,8 @@ class OfaPlugin(SubnetSampler):
         if options.phase != "full" and self.teacher is None:
             self.teacher = extract(ctx.model, None, name="ofa_teacher")
             self.teacher.trainable = False
+        if options.phase == "expand" and options.reorganize:
+            reorganize(ctx.model, list(options.expands) or space.expands, ctx.optimizer)
 
     @hookimpl
     def sample_subnets(self, ctx):

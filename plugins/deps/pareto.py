@@ -30,10 +30,11 @@ def bucket_best(points: list[dict], buckets: int = 6) -> list[dict]:
 
 
 def mean_pareto_accuracy(front: list[dict], low: float, high: float) -> float:
-    """Area under the front's accuracy over MACs normalised to [0, 1] (DεpS's metric).
+    """Area under a curve of (MACs, accuracy) points (sorted by MACs) over MACs normalised to [0, 1].
 
-    Trapezoids between front points; beyond the last front point the accuracy stays
-    at its value up to the largest MACs.
+    Trapezoids between points; before the first and after the last point the accuracy is
+    held at their values. On the whole Pareto front it is the "front" figure; on the
+    best subnet of each bucket it is the paper's metric (``bucket_pareto_accuracy``).
     """
     if high <= low:
         return float(front[-1]["accuracy"])
@@ -44,6 +45,31 @@ def mean_pareto_accuracy(front: list[dict], low: float, high: float) -> float:
     if x[0] > 0.0:
         x, y = [0.0] + x, [y[0]] + y
     return float(np.trapezoid(y, x))
+
+
+def bucket_pareto_accuracy(points: list[dict], buckets: int = 6) -> float:
+    """The paper's mean Pareto accuracy: the most accurate subnet of each of ``buckets`` equal
+    MACs ranges, and the area under their accuracy over MACs normalised to [0, 1]
+    (trapezoids, accuracy held flat to both ends of the range)."""
+    macs = [p["macs"] for p in points]
+    best = sorted(bucket_best(points, buckets), key=lambda p: p["macs"])
+    return mean_pareto_accuracy(best, min(macs), max(macs))
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A terminal summary of an ``evaluate --subnets`` report."""
+    m = 1e6
+    lines = [f"{report['num_evaluated']} subnets on {report['examples']} {report['split']} examples, BatchNorm "
+             f"recalibrated: mean Pareto accuracy {100 * report['mean_pareto_accuracy']:.2f}% (best of "
+             f"{len(report['buckets'])} MACs buckets; whole front {100 * report['front_pareto_accuracy']:.2f}%)",
+             f"smallest {100 * report['smallest']['accuracy']:.2f}% at {report['smallest']['macs'] / m:.2f} M MACs, "
+             f"largest {100 * report['largest']['accuracy']:.2f}% at {report['largest']['macs'] / m:.2f} M MACs",
+             "bucket  MACs range (M)   best subnet (M MACs)  accuracy"]
+    for b in report["buckets"]:
+        low, high = b["bucket_macs"]
+        lines.append(f"{b['bucket']:6d}  {low / m:6.2f} - {high / m:<6.2f}  {b['macs'] / m:20.2f}  "
+                     f"{100 * b['accuracy']:7.2f}%")
+    return lines
 
 
 def plot_fronts(reports: dict, path) -> None:

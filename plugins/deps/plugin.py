@@ -51,13 +51,14 @@ class SupernetPlugin:
     def evaluate_extra(self, ctx, model, flags):
         if not flags.get("subnets"):
             return None
-        from keras_edge_deps.pareto import plot_fronts
+        from keras_edge_deps.pareto import plot_fronts, summary_lines
         from keras_edge_deps.subnets import evaluate_subnets
 
         if not hasattr(model, "space"):
             raise KerasEdgeError(f"--subnets needs a supernet, but {model.name!r} is not one; train with "
                                  '[model] name = "elastic_mobilenet"')
         report = evaluate_subnets(model, ctx.data, ctx.options.get("supernet") or Options())
+        report["summary"] = summary_lines(report)
         if ctx.run_dir is not None:
             write_json(Path(ctx.run_dir) / "subnets.json", report)
             plot_fronts({Path(ctx.run_dir).name: report}, Path(ctx.run_dir) / "pareto.png")

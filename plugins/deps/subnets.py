@@ -7,7 +7,7 @@ import contextlib
 import numpy as np
 
 from keras_edge_deps.extract import calibrate_bn, predict_logits
-from keras_edge_deps.pareto import bucket_best, mean_pareto_accuracy, pareto_front
+from keras_edge_deps.pareto import bucket_best, bucket_pareto_accuracy, mean_pareto_accuracy, pareto_front
 
 
 def calibration_batches(data, batches: int, batch_size: int, seed: int) -> list:
@@ -59,5 +59,18 @@ def evaluate_subnets(model, data, options) -> dict:
     return {"split": options.split, "examples": int(len(labels)), "num_evaluated": len(points),
             "smallest": {k: by_kind["smallest"][k] for k in ("macs", "accuracy")},
             "largest": {k: by_kind["largest"][k] for k in ("macs", "accuracy")},
-            "mean_pareto_accuracy": mean_pareto_accuracy(front, low, high),
+            "mean_pareto_accuracy": bucket_pareto_accuracy(points, options.buckets),
+            "front_pareto_accuracy": mean_pareto_accuracy(front, low, high),
             "buckets": bucket_best(points, options.buckets), "pareto_front": front, "points": points}
+
+
+def headline(model, data, options) -> dict:
+    """What a user deploys: the full model and the smallest subnet, BatchNorm recalibrated, on the test split."""
+    images, labels = data.split("test")
+    calibration = calibration_batches(data, options.calibration_batches, options.calibration_batch_size,
+                                      options.seed)
+    with kept_statistics(model):
+        full = subnet_accuracy(model, None, calibration, images, labels)
+        smallest = subnet_accuracy(model, model.space.smallest(), calibration, images, labels)
+    return {"test_accuracy": full, "largest_macs": model.subnet_macs(None), "smallest_test_accuracy": smallest,
+            "smallest_macs": model.subnet_macs(model.space.smallest())}

@@ -32,7 +32,7 @@ class ElasticMobileNet(keras.Model):
     def __init__(self, image_shape, num_classes, stage_widths=(24, 32, 48, 64), stage_strides=(1, 2, 2, 1),
                  stage_activations=("relu", "relu", "hard_swish", "hard_swish"), stem_width=16, stem_stride=2,
                  head_width=256, depths=(2, 3, 4), kernels=(3, 5, 7), expands=(3, 4, 6), width=1.0,
-                 bn_momentum=0.9, bn_epsilon=1e-5, **kwargs):
+                 bn_momentum=0.9, bn_epsilon=1e-5, fused_batch_norm=True, **kwargs):
         super().__init__(**kwargs)
         if not len(stage_widths) == len(stage_strides) == len(stage_activations):
             raise RecipeError("model.options: stage_widths, stage_strides and stage_activations need one "
@@ -41,9 +41,9 @@ class ElasticMobileNet(keras.Model):
         self.stage_widths, self.stage_strides = tuple(stage_widths), tuple(stage_strides)
         self.stage_activations, self.width = tuple(stage_activations), width
         self.stem_width, self.stem_stride, self.head_width = stem_width, stem_stride, head_width
-        self.bn_momentum, self.bn_epsilon = bn_momentum, bn_epsilon
+        self.bn_momentum, self.bn_epsilon, self.fused_batch_norm = bn_momentum, bn_epsilon, fused_batch_norm
         self.space = SearchSpace(len(stage_widths), tuple(depths), tuple(kernels), tuple(expands))
-        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon)
+        bn = dict(momentum=bn_momentum, epsilon=bn_epsilon, fused=fused_batch_norm)
         stem = make_divisible(stem_width * width)
         self.stem_conv = keras.layers.Conv2D(stem, 3, stem_stride, "same", use_bias=False, name="stem_conv")
         self.stem_bn = ElasticBatchNorm(**bn, name="stem_bn")
@@ -54,7 +54,7 @@ class ElasticMobileNet(keras.Model):
             stage = []
             for j in range(self.space.max_depth):
                 stage.append(ElasticMBConv(channels, out, stride if j == 0 else 1, kernels, expands[-1], act,
-                                           bn_momentum, bn_epsilon, name=f"stage{s}_block{j}"))
+                                           bn_momentum, bn_epsilon, fused_batch_norm, name=f"stage{s}_block{j}"))
                 channels = out
             self.blocks.append(stage)
         self.head_conv = keras.layers.Conv2D(make_divisible(head_width * max(1.0, width)), 1, use_bias=False,
@@ -92,19 +92,17 @@ class ElasticMobileNet(keras.Model):
             for j, block in enumerate(stage):
                 if full:
                     x = block(x, kernel=self.space.kernels[-1], expand=self.space.expands[-1], **bn)
-                elif j < self.space.depths[0]:
-                    x = self._block(block, x, subnet, s, j, bn)
+                    continue
+                kernel, expand = self.space.block_positions(s, j)
+                run = functools.partial(block.apply, x, block.sliced_weights(subnet[kernel], subnet[expand]), **bn)
+                if j < self.space.depths[0]:
+                    x = run()
                 elif self.stem_bn.synchronized:  # its all-reduce may not sit in a tf.cond branch
-                    x = tf.where(subnet[s] > j, self._block(block, x, subnet, s, j, bn), x)
+                    x = tf.where(subnet[s] > j, run(), x)
                 else:  # a block beyond the stage's depth is skipped, not computed
-                    run = functools.partial(self._block, block, x, subnet, s, j, bn)
                     x = tf.cond(subnet[s] > j, run, lambda x=x: x)
         x = self.act(self.head_bn(self.head_conv(x), **bn), "hard_swish")
         return self.classifier(self.pool(x))
-
-    def _block(self, block, x, subnet, stage, index, bn):
-        kernel, expand = self.space.block_positions(stage, index)
-        return block(x, kernel=subnet[kernel], expand=subnet[expand], **bn)
 
     @property
     def input_shape(self):
@@ -140,7 +138,8 @@ class ElasticMobileNet(keras.Model):
                 "stem_stride": self.stem_stride, "head_width": self.head_width,
                 "depths": list(self.space.depths), "kernels": list(self.space.kernels),
                 "expands": list(self.space.expands), "width": self.width,
-                "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon, "name": self.name}
+                "bn_momentum": self.bn_momentum, "bn_epsilon": self.bn_epsilon,
+                "fused_batch_norm": self.fused_batch_norm, "name": self.name}
 
 
 def elastic_mobilenet(input_shape, num_classes, width=1.0, **options):

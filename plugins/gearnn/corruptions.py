@@ -212,7 +212,9 @@ FROST_PHOTOS = (
 """The five frost photographs the reference draws from (``frost1.png`` .. ``frost5.jpg`` of
 ``hendrycks/robustness/ImageNet-C/create_c``; 2 and 3 are the same file) after its 0.2x
 linear resize: (height, width, mean RGB, standard deviation of the gray value, correlation
-of neighbouring gray pixels). Measured with ``photo_statistics``; see the method card."""
+of neighbouring gray pixels). Measured with ``photo_statistics`` on each photograph
+resized like ``cv2.resize(..., fx=0.2, fy=0.2)`` (INTER_LINEAR: bilinear samples at
+``(i + 0.5) / 0.2 - 0.5``, here ``scipy.ndimage.map_coordinates(order=1)``)."""
 
 
 def photo_statistics(image):

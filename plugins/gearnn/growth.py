@@ -107,7 +107,8 @@ def grow_to(model, target_params, strategy="firefly", x=None, y=None, candidates
         [(s, "new", i, k) for i, scores in enumerate(new_scores) for k, s in enumerate(scores)]
         + [(s, "split", i, k) for i, scores in enumerate(split_scores) for k, s in enumerate(scores)],
         key=lambda c: -c[0])
-    widths, chosen = graph.widths(), {"new": [[] for _ in widths_of(model)], "split": [[] for _ in widths_of(model)]}
+    widths = graph.widths()
+    chosen = {"new": [[] for _ in widths], "split": [[] for _ in widths]}
     for _, kind, i, k in ranked:
         trial = widths[:i] + [widths[i] + 1] + widths[i + 1:]
         if graph.param_count(trial) <= target_params:

@@ -1,0 +1,49 @@
+"""The NEq benchmark's smoke version runs end to end, writes its verdict, and resumes."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def load_bench(monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_neq", ROOT / "tools" / "bench_neq.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_neq", module)   # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_benchmark_writes_a_verdict_and_skips_finished_units(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_EDGE_PLUGINS", "neq_velocity,neq_random,sparse_update,classifier_only")
+    monkeypatch.setenv("KERAS_EDGE_CACHE", str(tmp_path / "cache"))
+    bench = load_bench(monkeypatch)
+    args = ["--quick", "--units", str(tmp_path / "units"), "--json", str(tmp_path / "neq.json"),
+            "--png", str(tmp_path / "neq.png"), "--scratch", str(tmp_path / "scratch")]
+    assert bench.main(args) == 0
+    result = json.loads((tmp_path / "neq.json").read_text())
+    assert result["units_done"] == result["units_total"] == 12 and not result["partial"]
+    verdict = result["verdict"]["vgg/digits"]
+    assert verdict["model"] == "vgg" and verdict["seeds"] == 2 and verdict["budgets"] == [0.15]
+    assert verdict["budgets_with_interval"] == 1   # two paired seeds give an interval
+    assert set(verdict) >= {"velocity_better", "velocity_not_worse", "gap_to_full_at_27"}
+    assert "VERDICT vgg/digits" in capsys.readouterr().out
+    memory = result["device_memory"]
+    assert set(memory) == {"0.15", "1"} and memory["1"]["training_kib_vs_full"] == 1.0
+    assert memory["0.15"]["trained_parameters"] < memory["1"]["trained_parameters"]
+    assert memory["0.15"]["sparse_update"]["trained_parameters"] < memory["1"]["trained_parameters"]
+    spent = result["tables"]["vgg/digits"]["spent_fraction"]["velocity_per_cost"]["0.15"]
+    assert spent["n"] == 2 and 0 < spent["mean"] <= 0.15
+    schemes = result["tables"]["vgg/digits"]["sparse_update_schemes"]
+    assert schemes["0.15"]["fraction"] <= 0.15
+    assert (tmp_path / "neq.png").stat().st_size > 0
+
+    (tmp_path / "units" / "vgg" / "digits" / "s1" / "paper_random_0.15.json").unlink()   # one unit lost
+    assert bench.main([*args, "--assemble"]) == 0
+    assert "11 of 12 units (1 missing: partial)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "neq.json").read_text())["partial"]
+    assert bench.main(args) == 0
+    assert "1 units to run, 11 already done" in capsys.readouterr().out
+    assert json.loads((tmp_path / "neq.json").read_text())["units_done"] == 12

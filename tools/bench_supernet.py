@@ -1,0 +1,197 @@
+"""How well the elastic supernet's train step uses this CPU: supernet vs static subnet, time vs MACs,
+GFLOP/s against a matmul, compile time of the 4-subnet step, retraces, fused vs unfused BatchNorm.
+
+The supernet is recipes/deps.toml's (``elastic_mobilenet`` defaults, 28x28x1, 10 classes), batch
+128. Every step is timed interleaved with the others, round after round (this machine is shared
+and throttled in plateaus), as process CPU-seconds and wall seconds; medians are reported.
+
+- supernet step (one compiled step, the config a tensor) for the smallest, a middle and the
+  largest config, and the same subnets extracted as static Keras models (standard layers;
+  the static largest subnet is also timed with a fused BatchNorm: like for like);
+- the largest config with the unfused BatchNorm (the step before this change): the speed-up;
+- GFLOP/s = 2 x 3 x MACs x batch / wall time (forward and two backward products per layer),
+  and a 1024x1024 float32 matmul in the same rounds;
+- the DεpS 4-subnet step (full + smallest + 2 random): trace + first call in CPU-seconds (the
+  compile time; wall time on this shared machine is several times that under load);
+- the model zoo's MobileNetV2 (alpha 1) with a fused BatchNorm (``FusedBatchNormalization``) against
+  Keras's own (the zoo keeps Keras's: see the DεpS card).
+
+    python tools/bench_supernet.py                    # writes docs/benchmarks/supernet_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+BATCH = 128
+
+
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """Keras's BatchNormalization with TensorFlow's fused op in training (Keras 3 has none): what the
+    model zoo would gain. Not used by the zoo: see the DεpS card, "Speed"."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable and self._fusable(inputs, mask)):
+            return super().call(inputs, training=training, mask=mask)
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta), epsilon=self.epsilon,
+            is_training=True)
+        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), inputs.dtype)
+        variance = variance * (n - 1.0) / n  # the op's variance is Bessel-corrected; Keras keeps the biased one
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return y
+
+    def _fusable(self, inputs, mask) -> bool:
+        return (mask is None and not self.renorm and not self.synchronized and self.center and self.scale
+                and len(inputs.shape) == 4 and self.axis in (-1, 3) and inputs.dtype == tf.float32)
+
+
+def timed(fn):
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def build(fused: bool, options: dict):
+    from keras_edge.step import Selection, make_train_step
+    from keras_edge_deps.supernet import ElasticMobileNet
+
+    keras.utils.set_random_seed(0)
+    model = ElasticMobileNet((28, 28, 1), 10, fused_batch_norm=fused, **options)
+    return model, step_of(model, Selection, make_train_step)
+
+
+def step_of(model, selection, make_train_step):
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
+    optimizer.build(model.trainable_variables)
+    return make_train_step(model, optimizer, selection(model, None), lambda *a: {})
+
+
+def with_fused_batch_norm(model):
+    """A copy of a functional model whose Keras BatchNormalization layers are fused in training."""
+
+    def swap(layer):
+        config = layer.get_config()
+        return FusedBatchNormalization.from_config(config) if type(layer) is keras.layers.BatchNormalization \
+            else layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=swap)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved timing rounds (after 2 warm-up rounds)")
+    parser.add_argument("--model-options", type=json.loads, default={},
+                        help='elastic_mobilenet options as JSON (default: the recipes\' supernet)')
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/supernet_speed.json"))
+    args = parser.parse_args(argv)
+
+    from keras_edge.step import Selection, make_train_step
+    from keras_edge_deps.extract import extract
+
+    rng = np.random.default_rng(0)
+    batch = {"image": tf.constant(rng.random((BATCH, 28, 28, 1), np.float32)),
+             "label": tf.constant(rng.integers(0, 10, BATCH), tf.int32)}
+    one = tf.constant([[1.0, 1.0, 0.0]])
+    model, step = build(True, args.model_options)
+    unfused, unfused_step = build(False, args.model_options)
+    space = model.space
+    middle = space.uniform(space.depths[len(space.depths) // 2], space.kernels[len(space.kernels) // 2],
+                           space.expands[len(space.expands) // 2])
+    configs = {"smallest": space.smallest(), "middle": middle, "largest": space.largest()}
+    macs = {name: model.subnet_macs(c) for name, c in configs.items()}
+    statics = {name: extract(model, configs[name], name=f"static_{name}") for name in ("smallest", "largest")}
+    statics["largest_fused"] = with_fused_batch_norm(statics["largest"])
+    from keras_edge.models.mobilenet_v2 import mobilenet_v2
+
+    statics["zoo_mobilenet_v2_keras_bn"] = mobilenet_v2((28, 28, 1), 10, width=1.0)
+    statics["zoo_mobilenet_v2"] = with_fused_batch_norm(statics["zoo_mobilenet_v2_keras_bn"])
+    static_steps = {name: step_of(m, Selection, make_train_step) for name, m in statics.items()}
+    a, b = tf.constant(rng.random((1024, 1024), np.float32)), tf.constant(rng.random((1024, 1024), np.float32))
+    matmul = tf.function(lambda a, b: tf.reduce_sum(a @ b))
+
+    cases = {f"supernet_{n}": (lambda c=c: step(batch, (tf.constant(c),), one)["loss"].numpy())
+             for n, c in configs.items()}
+    cases["supernet_unfused_largest"] = lambda: unfused_step(batch, (tf.constant(configs["largest"]),), one)["loss"].numpy()
+    cases.update({f"static_{n}": (lambda s=s: s(batch, (None,), one)["loss"].numpy()) for n, s in static_steps.items()})
+    cases["matmul_1024"] = lambda: matmul(a, b).numpy()
+    first = {name: timed(fn) for name, fn in cases.items()}  # traces, compiles and warms up
+    times = {name: [] for name in cases}
+    for r in range(args.rounds + 2):
+        for name, fn in cases.items():
+            if r >= 2:
+                times[name].append(timed(fn))
+            else:
+                fn()
+    median = {name: {"cpu_s": float(np.median([t[0] for t in ts])), "wall_s": float(np.median([t[1] for t in ts]))}
+              for name, ts in times.items()}
+    retraces = int(step.experimental_get_tracing_count()) - 1
+
+    four = (None, tf.constant(space.smallest()), tf.constant(space.sample(rng)), tf.constant(space.sample(rng)))
+    weights = tf.constant([[1.0, 1.0, 0.0]] + [[1.0, 0.0, 1.0]] * 3)
+    compile_times = {}
+    for name, (m, s) in {"fused": (model, step), "unfused": (unfused, unfused_step)}.items():
+        cpu, wall = time.process_time(), time.perf_counter()
+        s.get_concrete_function(batch, four, weights)
+        trace_cpu, trace_wall = time.process_time() - cpu, time.perf_counter() - wall
+        s(batch, four, weights)["loss"].numpy()
+        compile_times[name] = {"trace_cpu_s": trace_cpu, "trace_wall_s": trace_wall,
+                               "total_cpu_s": time.process_time() - cpu, "total_wall_s": time.perf_counter() - wall}
+        compile_times[name]["step_cpu_s"] = float(np.median([timed(lambda: s(batch, four, weights)["loss"].numpy())[0]
+                                                             for _ in range(3)]))
+
+    def gflops(case, wall_or_cpu):
+        return 2 * 3 * macs["largest"] * BATCH / median[case][wall_or_cpu] / 1e9
+
+    matmul_flops = 2 * 1024 ** 3
+    ratio_time = median["supernet_smallest"]["cpu_s"] / median["supernet_largest"]["cpu_s"]
+    ratio_macs = macs["smallest"] / macs["largest"]
+    verdict = {
+        "overhead_largest": median["supernet_largest"]["cpu_s"] / median["static_largest_fused"]["cpu_s"],
+        "time_ratio_over_macs_ratio": ratio_time / ratio_macs,
+        "compile_4_subnet_step_s": compile_times["fused"]["total_cpu_s"],
+        "retraces_on_config_change": retraces,
+        "gflops_largest": gflops("supernet_largest", "wall_s"),
+        "matmul_gflops": matmul_flops / median["matmul_1024"]["wall_s"] / 1e9,
+        "speedup_vs_before": median["supernet_unfused_largest"]["cpu_s"] / median["supernet_largest"]["cpu_s"],
+    }
+    result = {
+        "verdict": verdict,
+        "details": {
+            "batch": BATCH, "rounds": args.rounds, "model_options": args.model_options, "macs": macs,
+            "median_step": median, "first_call": {k: {"cpu_s": v[0], "wall_s": v[1]} for k, v in first.items()},
+            "overhead_unfused_largest_vs_static_keras_bn": median["supernet_unfused_largest"]["cpu_s"]
+            / median["static_largest"]["cpu_s"],
+            "speedup_4_subnet_step_vs_unfused": compile_times["unfused"]["step_cpu_s"]
+            / compile_times["fused"]["step_cpu_s"],
+            "zoo_mobilenet_v2_speedup_vs_keras_bn": median["static_zoo_mobilenet_v2_keras_bn"]["cpu_s"]
+            / median["static_zoo_mobilenet_v2"]["cpu_s"],
+            "overhead_smallest": median["supernet_smallest"]["cpu_s"] / median["static_smallest"]["cpu_s"],
+            "time_ratio_smallest_over_largest": ratio_time, "macs_ratio_smallest_over_largest": ratio_macs,
+            "gflops_per_cpu_second_largest": gflops("supernet_largest", "cpu_s"),
+            "matmul_gflops_per_cpu_second": matmul_flops / median["matmul_1024"]["cpu_s"] / 1e9,
+            "compile_4_subnet_step": compile_times, "load_average": os.getloadavg(),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(verdict, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
