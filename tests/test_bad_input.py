@@ -155,6 +155,10 @@ RUN_CASES = [
      lambda tmp: finished(tmp, small_model((12, 12, 1)), BASE.replace("synthetic_shape = [12, 12, 1]",
                                                                         "synthetic_shape = [16, 16, 1]")),
      "takes inputs of shape (12, 12, 1)"),
+    ("export-out-under-a-file", "export --out", lambda tmp: finished(tmp, small_model((12, 12, 1))),
+     "cannot write"),
+    ("export-out-is-a-folder", "export --out-folder", lambda tmp: finished(tmp, small_model((12, 12, 1))),
+     "is a folder"),
     ("export-unsupported-layer", "export", lambda tmp: save_model(tmp / "run", unsupported_model()),
      "'odd_norm' (LayerNormalization)"),
 ]
@@ -163,7 +167,13 @@ RUN_CASES = [
 @pytest.mark.parametrize("command, make_run, fragment", [c[1:] for c in RUN_CASES], ids=[c[0] for c in RUN_CASES])
 def test_bad_run_folders(tmp_path, capsys, command, make_run, fragment):
     run_dir = make_run(tmp_path)
-    code, _, err = run_cli([command, str(run_dir)], capsys)
+    args = [command, str(run_dir)]
+    if command == "export --out":  # a path under a file cannot be created
+        (tmp_path / "a-file").write_text("x")
+        args = ["export", str(run_dir), "--out", str(tmp_path / "a-file" / "m.tflite")]
+    elif command == "export --out-folder":
+        args = ["export", str(run_dir), "--out", str(tmp_path)]
+    code, _, err = run_cli(args, capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert fragment in err, err
     assert not list(tmp_path.rglob("*.tflite"))

@@ -40,6 +40,12 @@ def export_run(run_dir, out=None, *, batch_size=32, learning_rate=0.0001, moment
     if not model_path.is_file():
         raise KerasEdgeError(f"{model_path} not found; pass the folder of a finished `keras-edge run`")
     out = Path(out) if out else run_dir / "model.tflite"
+    if out.is_dir():
+        raise KerasEdgeError(f"--out {out} is a folder; give a file name such as {out / 'model.tflite'}")
+    try:  # before the conversion, so an impossible --out fails at once
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KerasEdgeError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
     if selection == "auto":
         selection = run_dir / "selection.npz" if (run_dir / "selection.npz").is_file() else None
     try:
@@ -50,7 +56,6 @@ def export_run(run_dir, out=None, *, batch_size=32, learning_rate=0.0001, moment
                            selection=None if selection is None else load_selection(selection),
                            runtime_masks=runtime_masks)
     tflite = to_tflite(module, flex=flex)
-    out.parent.mkdir(parents=True, exist_ok=True)
     io.write_bytes(out, tflite)
     report = {**module.describe(), "file": str(out), "bytes": len(tflite), "selection": str(selection or ""),
               "signatures": signature_inputs(tflite), "min_runtime_version": min_runtime_version(tflite),
