@@ -226,6 +226,38 @@ def augmentation_share(images, batch_size=128, batches=12) -> dict:
     return result
 
 
+def step_costs(grown_widths, batch_size=128, reps=8) -> dict:
+    """CPU-seconds of one training step: the baseline's widths with AugMix's 3 images per
+    sample and ERA's 4, and ``grown_widths`` with ERA's 4 (where a GEARnn epoch's cost goes)."""
+    import keras
+    import tensorflow as tf
+
+    from keras_edge.models import count_macs, vgg
+
+    def cost(widths, images):
+        model = vgg((28, 28, 1), 10, widths=widths, bn_momentum=0.9)
+        optimizer = keras.optimizers.SGD(0.05, momentum=0.9)
+        x, y = tf.random.uniform([images, 28, 28, 1]), tf.zeros([images], tf.int32)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+        step()
+        start = time.process_time()
+        for _ in range(reps):
+            step()
+        return {"widths": list(widths), "images": images, "macs_per_image": count_macs(model),
+                "cpu_s_per_step": (time.process_time() - start) / reps}
+
+    base = [16, 16, 32, 32, 64, 64]  # vgg width 0.5, the baseline
+    return {"baseline_augmix": cost(base, 3 * batch_size), "baseline_era": cost(base, 4 * batch_size),
+            "grown_era": cost(grown_widths, 4 * batch_size)}
+
+
 # ---------------------------------------------------------------- assembling
 
 
@@ -423,7 +455,19 @@ def main(argv=None) -> int:
                         help="methods to run (gearnn2_uniform: the extra uniform-growth experiment)")
     parser.add_argument("--seeds", type=int, help="seeds (default: 2, quick: 1)")
     parser.add_argument("--assemble-only", action="store_true", help="only build the report from existing units")
+    parser.add_argument("--step-costs", metavar="WIDTHS",
+                        help="only measure the CPU-seconds of a training step for these comma-separated grown widths "
+                             "against the baseline's (with AugMix's and ERA's images per sample) and print JSON")
     args = parser.parse_args(argv)
+    if args.step_costs:
+        try:
+            widths = [int(w) for w in args.step_costs.split(",")]
+        except ValueError:
+            parser.error(f"--step-costs takes six comma-separated integers, got {args.step_costs!r}")
+        if len(widths) != 6:
+            parser.error(f"--step-costs takes six widths (vgg's convolutions), got {len(widths)}")
+        print(json.dumps(step_costs(widths), indent=1))
+        return 0
     setting = dict(QUICK if args.quick else FULL)
     seeds = args.seeds or setting.pop("seeds")
     setting.pop("seeds", None)

@@ -87,7 +87,7 @@ FULL = Settings(
     finetune_epochs=15, task_limit=None,
     search={"epochs": 3, "ratios": (0.25, 0.5, 1.0), "max_layers": 8},
     memory={"model": "vgg", "task": "digits", "seed": 0, "method": "velocity_per_cost", "steps": 20,
-            "variants": ("bn_with_neuron", "sparse_update", "classifier_only")},
+            "variants": ("bn_with_neuron", "last_layers", "sparse_update", "classifier_only")},
 )
 QUICK = Settings(
     arms={"vgg": Arm({"name": "vgg", "width": 0.25}, ("digits",), (0, 1), (0.15,),
@@ -281,12 +281,16 @@ def device_memory(run_dir: Path, settings: Settings, scratch: Path, selection: P
 def variant_selection(run_dir: Path, variant: str, scheme: dict | None) -> Path:
     """A selection for the memory experiment, on the run's model (memory does not depend on
     the weights): ``bn_with_neuron``: the run's selection with each BatchNorm channel training
-    only where its neuron does (``accounting = "all"``'s rule); ``sparse_update``: the budget's
-    Sparse Update scheme; ``classifier_only``: the classifier alone."""
+    only where its neuron does (``accounting = "all"``'s rule); ``last_layers``: as many
+    convolution parameters as the run's selection, taken from the last convolution backwards,
+    BatchNorm with its neurons; ``sparse_update``: the budget's Sparse Update scheme;
+    ``classifier_only``: the classifier alone."""
     import keras
     import numpy as np
 
-    from keras_edge_neq.neurons import batchnorm_layers, neuron_layers
+    from keras_edge_neq.budget import CostModel
+    from keras_edge_neq.fill import candidates, greedy_fill
+    from keras_edge_neq.neurons import batchnorm_layers, neuron_layers, neuron_masks
     from keras_edge_neq.selection import write_selection
     from keras_edge_neq.sparse_update import SchemeOptions, scheme_masks
 
@@ -300,6 +304,13 @@ def variant_selection(run_dir: Path, variant: str, scheme: dict | None) -> Path:
             if layer.gamma is not None and not layer.is_classifier:
                 selected = layer.selected_outputs(masks[layer.kernel.path]).astype(np.float32)
                 masks[layer.gamma.path], masks[layer.beta.path] = selected, selected
+    elif variant == "last_layers":
+        with np.load(run_dir / "selection.npz") as saved:
+            own = CostModel("params").selection_cost(model, layers, {k: saved[k] for k in saved.files})
+        conv = [n for n in layers if not n.is_dense or n.is_classifier]
+        order = np.arange(len(candidates(conv)[0]))[::-1]   # from the last convolution backwards
+        selected = greedy_fill(conv, order, CostModel("params"), own, "stop")
+        masks.update(neuron_masks(conv, selected))   # BatchNorm channels with their neurons
     elif variant == "sparse_update":
         masks.update(scheme_masks([n for n in layers if not n.is_dense or n.is_classifier], SchemeOptions(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in scheme.items()})))
@@ -320,7 +331,8 @@ def memory_variants(units_dir: Path, settings: Settings, scratch: Path) -> int:
             continue
         run_dir = scratch / "runs" / unit_path(Path(), unit).with_suffix("")
         label = f"{unit['budget']:g}"
-        variants = ("classifier_only",) if unit["method"] == "full" else ("bn_with_neuron", "sparse_update")
+        variants = ("classifier_only",) if unit["method"] == "full" else ("bn_with_neuron", "last_layers",
+                                                                          "sparse_update")
         for variant in set(variants) & set(settings.memory["variants"]):
             path = unit_path(units_dir, unit).with_name(f"memory_{variant}_{label}.json")
             if path.exists() or not (run_dir / "model.keras").exists():
@@ -404,7 +416,7 @@ def assemble(settings: Settings, units_dir: Path, quick: bool) -> dict:
     for r in mem:
         label = "1" if r["method"] == "full" else f"{r['budget']:g}"
         memory[label] = {**r["memory"], "training_kib_vs_full": ratio(r["memory"])}
-        for variant in ("bn_with_neuron", "sparse_update", "classifier_only"):
+        for variant in ("bn_with_neuron", "last_layers", "sparse_update", "classifier_only"):
             path = unit_path(units_dir, r).with_name(f"memory_{variant}_{label}.json")
             if path.exists():
                 m = json.loads(path.read_text())["memory"]
@@ -523,7 +535,7 @@ def report(result: dict) -> None:
         print(f"LiteRT training memory at {100 * float(budget):g}%: {m['training_kib']} KiB"
               + ("" if ratio is None else f" ({ratio:.2f}x full)")
               + f", {m['trained_parameters']:,} of {m['trainable_parameters']:,} parameters train")
-        for variant in ("bn_with_neuron", "sparse_update", "classifier_only"):
+        for variant in ("bn_with_neuron", "last_layers", "sparse_update", "classifier_only"):
             if variant in m:
                 v = m[variant]
                 print(f"  {variant} on the same model: {v['training_kib']} KiB ({v['training_kib_vs_full']:.2f}x "

@@ -7,7 +7,7 @@ training cost?
 
 For each finished run (its model.keras and recipe.toml): the float model and plain
 post-training int8 (PTQ, 256 calibration images) once; then per seed, paired (the same
-tf_keras twin, data order and Adam 1e-4 for --epochs epochs): ``qat`` (tfmot fake
+tf_keras twin, data order and Adam at --learning-rate for --epochs epochs): ``qat`` (tfmot fake
 quantisation, then int8) and ``finetune_ptq`` (the same fine-tuning in float, then PTQ
 on the same calibration images), so that QAT is compared with PTQ after as much
 training. Accuracy on the run's test set in LiteRT; cost in CPU seconds of this process.
@@ -73,7 +73,7 @@ def run_units(run, out, epochs, seeds, learning_rate):
                 check_images=x_test[:64], quantisation_aware=aware, calibration_images=calibration)[0])
 
 
-def assemble(runs, out, epochs, seeds, learning_rate=1e-4):
+def assemble(runs, out, epochs, seeds, learning_rate=1e-5):
     """bench_qat.json from the units there are; the verdict per run: QAT minus PTQ after
     equal fine-tuning, paired by seed (mean and 95% interval)."""
     from scipy import stats
@@ -159,7 +159,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="*", help="finished run folders")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--learning-rate", type=float, default=1e-4, help="Adam rate of both fine-tunings (the export's)")
+    parser.add_argument("--learning-rate", type=float, default=1e-5, help="Adam rate of both fine-tunings (default: the export's)")
     parser.add_argument("--out", default="runs/bench_qat")
     parser.add_argument("--assemble-only", action="store_true", help="only assemble the units there are")
     parser.add_argument("--quick", action="store_true", help="one seed on a tiny synthetic run (for the tests)")
