@@ -158,7 +158,7 @@ RUN_CASES = [
     ("export-out-under-a-file", "export --out", lambda tmp: finished(tmp, small_model((12, 12, 1))),
      "cannot write"),
     ("export-out-is-a-folder", "export --out-folder", lambda tmp: finished(tmp, small_model((12, 12, 1))),
-     "is a folder"),
+     "is a directory"),
     ("export-unsupported-layer", "export", lambda tmp: save_model(tmp / "run", unsupported_model()),
      "'odd_norm' (LayerNormalization)"),
 ]
