@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from keras_edge.errors import KerasEdgeError, RunInterrupted, user_error
+from keras_edge.guards import request_stop
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -143,16 +144,12 @@ def _start_tensorflow() -> None:
             tf.config.list_logical_devices()
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: status "interrupted", resumable
-
-
 def main(argv=None) -> None:
     """Console entry point: known errors become one line on stderr and exit code 2
     (with ``--traceback`` or ``KERAS_EDGE_TRACEBACK=1``: the full traceback)."""
     args = sys.argv[1:] if argv is None else list(argv)
     full = "--traceback" in args or os.environ.get("KERAS_EDGE_TRACEBACK", "") not in ("", "0")
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, request_stop)  # a run stops at its next step, resumable
     try:
         _start_tensorflow()
         _add_export_command()

@@ -27,3 +27,23 @@ def check_divergence(loss: float, ctx) -> None:
             f"the training loss diverged in stage {ctx.stage.name!r}, epoch {ctx.epoch + 1} (mean {loss:.3g}, "
             f"over {DIVERGED:g} x ln({classes}), the loss of a uniform guess); the last good checkpoint is "
             "kept; lower train.learning_rate")
+
+
+class StopRequest:
+    """SIGTERM during training: the loop stops at the next step boundary, never inside a
+    TensorFlow trace (where an exception can be replaced by TensorFlow's own)."""
+
+    requested = False
+    training = False
+
+
+def request_stop(signum, frame) -> None:
+    if not StopRequest.training:
+        raise KeyboardInterrupt
+    StopRequest.requested = True
+
+
+def check_stop() -> None:
+    if StopRequest.requested:
+        StopRequest.requested = False
+        raise KeyboardInterrupt

@@ -40,7 +40,7 @@ from keras_edge.dispatch import Hooks, checked
 from keras_edge.distribute import distributed_batches, make_strategy
 from keras_edge.evaluation_weights import evaluation_weights
 from keras_edge.method_hooks import MethodHooks
-from keras_edge.guards import check_divergence, check_finite
+from keras_edge.guards import StopRequest, check_divergence, check_finite, check_stop
 from keras_edge.model_setup import model_for_stage, onto_replicas, optimizer_for_stage, registry
 from keras_edge.models import BUILTIN_MODELS
 from keras_edge.run_state import RunState, history_row
@@ -72,9 +72,14 @@ class Trainer:
             self.state.restore(resume, self.ctx)
             self.ctx.model = resume["model"]
         first = resume["stage_index"] if resume else 0
-        for index in range(first, len(self.ctx.recipe.stages)):
-            start_epoch = resume["epoch"] + 1 if resume and index == first else 0
-            self.run_stage(index, start_epoch, first=index == first)  # on_run_start, resumed too
+        StopRequest.training = True
+        try:
+            for index in range(first, len(self.ctx.recipe.stages)):
+                start_epoch = resume["epoch"] + 1 if resume and index == first else 0
+                self.run_stage(index, start_epoch, first=index == first)  # on_run_start, resumed too
+        finally:
+            StopRequest.training = False
+        check_stop()
         summary = self.state.summary(self.ctx, time.perf_counter() - start)
         with evaluation_weights(self.hooks, self.ctx):  # the summary plugin saves model.keras in on_run_end
             self.hooks.call("on_run_end", ctx=self.ctx, summary=summary)
@@ -157,6 +162,7 @@ class Trainer:
                 configs, weights = step_inputs(samples)
             out = step(batch, configs, weights)
             check_finite(out.pop("finite"), ctx)
+            check_stop()
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + value
             ctx.step += 1
