@@ -34,8 +34,7 @@ class Hooks:
         """Active implementations of hook ``name`` in call order (tryfirst first, trylast last)."""
         if name not in self._impls:
             active = self.recipe.active_plugins(self.stage, self.autouse) if self.stage else ()
-            found = getattr(self.pm.hook, name).get_hookimpls()
-            self._impls[name] = [i for i in reversed(found) if i.plugin_name in active]
+            self._impls[name] = [i for i in self.installed(name) if i.plugin_name in active]
         return self._impls[name]
 
     def installed(self, name: str) -> list:
@@ -52,21 +51,15 @@ class Hooks:
 
     def each(self, name: str, **kwargs) -> list[tuple[str, Any]]:
         """``(plugin name, result)`` of each active implementation that returned something."""
-        results = []
-        for impl in self.impls(name):
-            result = self.call_impl(impl, kwargs)
-            if result is not None:
-                results.append((impl.plugin_name, result))
-        return results
+        return self._results(self.impls(name), kwargs)
 
     def every(self, name: str, **kwargs) -> list[tuple[str, Any]]:
         """Like ``each``, on every installed plugin, active or not (``evaluate_extra``, resume)."""
-        results = []
-        for impl in self.installed(name):
-            result = self.call_impl(impl, kwargs)
-            if result is not None:
-                results.append((impl.plugin_name, result))
-        return results
+        return self._results(self.installed(name), kwargs)
+
+    def _results(self, impls: list, kwargs: dict) -> list[tuple[str, Any]]:
+        results = [(impl.plugin_name, self.call_impl(impl, kwargs)) for impl in impls]
+        return [(plugin, result) for plugin, result in results if result is not None]
 
     def first(self, name: str, **kwargs) -> tuple[str, Any] | None:
         """``(plugin name, result)`` of the first implementation that returns something."""
