@@ -1,22 +1,8 @@
 """Shared helpers: tiny recipes on synthetic data so the core tests take seconds, and
 the weights of runs made in subprocesses."""
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import pytest  # noqa: E402
-
-from keras_edge.testing import TINY_RECIPE as TINY  # noqa: E402,F401  (one source for tests and plugin authors)
-from keras_edge.testing import tiny_recipe as tiny  # noqa: E402,F401
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    """Stage caches go to a temporary folder."""
-    path = tmp_path / "cache"
-    monkeypatch.setenv("KERAS_EDGE_CACHE", str(path))
-    return path
+from keras_edge.testing import TINY_RECIPE as TINY  # noqa: F401  (one source for tests and plugin authors)
+from keras_edge.testing import tiny_recipe as tiny  # noqa: F401
 
 
 def finish(proc, expected=0):

@@ -10,16 +10,16 @@ from keras_edge_neq.neq_velocity import NeqVelocity
 from keras_edge_neq.random_selection import NeqRandom
 from keras_edge_neq.sparse_update import SparseUpdate
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[3]
 CATALOG = {"neq_velocity": NeqVelocity.Options, "neq_random": NeqRandom.Options,
            "sparse_update": SparseUpdate.Options, "classifier_only": None}
 
 
 @pytest.mark.parametrize("plugin", [NeqVelocity, NeqRandom, SparseUpdate])
 def test_every_option_is_in_the_method_card(plugin):
-    text = (ROOT / "plugins" / "neq" / "README.md").read_text()
+    text = (ROOT / "plugins" / "keras_edge_neq" / "README.md").read_text()
     for field in dataclasses.fields(plugin.Options):
-        assert f"`{field.name}`" in text, f"{plugin.name}.{field.name} missing from plugins/neq/README.md"
+        assert f"`{field.name}`" in text, f"{plugin.name}.{field.name} missing from plugins/keras_edge_neq/README.md"
 
 
 @pytest.mark.parametrize("name,plugin", [("neq_budget", "neq_velocity"), ("neq_random", "neq_random"),

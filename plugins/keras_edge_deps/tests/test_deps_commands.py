@@ -12,9 +12,9 @@ from keras_edge.models import build_model
 from keras_edge.recipe import load_recipe
 from keras_edge_deps.supernet import elastic_mobilenet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SOURCES = ["recipes/deps_quick.toml", "recipes/bignas_quick.toml", "recipes/deps.toml", "recipes/bignas.toml",
-           "recipes/ofa.toml", "plugins/deps/README.md"]
+           "recipes/ofa.toml", "plugins/keras_edge_deps/README.md"]
 TINY = ["--set", "data.limit=300", "--set", "data.test_limit=100", "--set", "train.epochs=2",
         "--set", "model.options.stage_widths=[8]", "--set", "model.options.stage_strides=[2]",
         "--set", 'model.options.stage_activations=["hard_swish"]', "--set", "model.options.head_width=16",

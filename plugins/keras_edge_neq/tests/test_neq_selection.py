@@ -13,7 +13,7 @@ from keras_edge_neq.neq_velocity import NeqVelocity
 from keras_edge_neq.neurons import in_scope, neuron_layers
 from keras_edge_neq.random_selection import NeqRandom
 from keras_edge_neq.sparse_update import SparseUpdate
-from tests.conftest import tiny
+from keras_edge.testing import tiny_recipe as tiny
 
 PLUGINS = {"neq_velocity": NeqVelocity, "neq_random": NeqRandom, "sparse_update": SparseUpdate,
            "classifier_only": ClassifierOnly}

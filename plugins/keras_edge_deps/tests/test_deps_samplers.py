@@ -118,7 +118,7 @@ def test_recipes_keep_the_papers_epoch_ratios():
 
     from keras_edge.recipe import load_recipe
 
-    root = Path(__file__).parents[1] / "recipes"
+    root = Path(__file__).parents[3] / "recipes"
     epochs = {name: sum(s.epochs for s in load_recipe(root / f"{name}.toml").stages) for name in ("deps", "bignas", "ofa")}
     assert epochs["bignas"] / epochs["deps"] == pytest.approx(400 / 270, rel=0.02)
     assert epochs["ofa"] / epochs["deps"] == pytest.approx(605 / 270, rel=0.02)

@@ -9,7 +9,7 @@ from keras_edge import hookimpl
 from keras_edge.plugins import plugin_catalog
 from keras_edge.recipe import parse_recipe
 from keras_edge.runner import run_recipe
-from tests.conftest import tiny
+from keras_edge.testing import tiny_recipe as tiny
 
 MODEL = {"name": "elastic_mobilenet",
          "options": {"stage_widths": [8], "stage_strides": [2], "stage_activations": ["hard_swish"],

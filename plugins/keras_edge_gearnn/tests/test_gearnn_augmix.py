@@ -10,7 +10,7 @@ from keras_edge.recipe import parse_recipe
 from keras_edge_gearnn import augmix
 from keras_edge_gearnn.era import Options
 from keras_edge_gearnn.jsd import jensen_shannon
-from tests.conftest import tiny
+from keras_edge.testing import tiny_recipe as tiny
 
 
 @pytest.fixture(scope="module", params=[1, 3], ids=["gray", "rgb"])

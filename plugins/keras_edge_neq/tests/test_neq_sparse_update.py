@@ -14,7 +14,7 @@ from keras_edge_neq.budget import CostModel
 from keras_edge_neq.neurons import neuron_layers
 from keras_edge_neq.search import Contributions, contribution_analysis, evolve_scheme
 from keras_edge_neq.sparse_update import SchemeOptions, SparseUpdate, scheme_masks
-from tests.conftest import tiny
+from keras_edge.testing import tiny_recipe as tiny
 
 
 def model_with_known_weights():

@@ -8,7 +8,7 @@ from keras_edge.evaluation import evaluate_run
 from keras_edge.models import count_params, vgg
 from keras_edge.recipe import parse_recipe
 from keras_edge.runner import run_recipe
-from tests.conftest import tiny
+from keras_edge.testing import tiny_recipe as tiny
 
 TARGET = 6000
 
