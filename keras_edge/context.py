@@ -16,8 +16,9 @@ class SubnetSample:
 
     ``config`` is passed to the model as ``model(x, training=True, subnet=config)``
     (``None`` means the full model and a plain call). The loss of this subnet is
-    ``ce_weight * cross_entropy + distill_weight * KL(teacher || subnet)``, where the
-    teacher is the first sample's detached soft prediction; its gradient is multiplied
+    ``ce_weight * cross_entropy`` plus the plugins' ``loss_terms``, among them the built-in
+    ``inplace_distillation``'s ``distill_weight * KL(first || subnet)``, where ``first`` is
+    the first sample's detached soft prediction; its gradient is multiplied
     by ``grad_scale`` before all samples' gradients are summed into one optimizer step.
     """
 
@@ -63,9 +64,6 @@ class RunContext:
     """Optimizer steps done in the whole run, over all stages."""
     steps_per_epoch: int = 0
     """Full batches per epoch of the current stage (a partial last batch is dropped)."""
-    options: dict = dataclasses.field(default_factory=dict)
-    """Plugin name -> its validated ``Options`` for the current stage; a hook gets its own plugin's as its
-    ``options`` argument, so read this only for another plugin's settings."""
     history: list = dataclasses.field(default_factory=list)
     """One row per finished epoch of every stage (``stage``, ``epoch`` counted from 1, and the epoch's logs),
     as in ``metrics.csv``; the current epoch's row is appended after ``on_epoch_end``; restored on resume."""
@@ -79,6 +77,16 @@ class RunContext:
     def epochs(self) -> int:
         """Number of epochs of the current stage."""
         return self.stage.epochs if self.stage is not None else 0
+
+    def options_of(self, plugin, name: str):
+        """Plugin ``name``'s validated ``Options`` in the current stage (``None`` if it is not installed),
+        for a ``plugin`` that declares ``name`` in its ``uses_options``. A hook gets its own plugin's
+        options as its ``options`` argument; this is only for another plugin's settings."""
+        if name not in getattr(plugin, "uses_options", ()):
+            who = getattr(plugin, "name", type(plugin).__name__)
+            raise PluginError(who, "options", f"reads [plugins.{name}] without declaring it; add "
+                              f"uses_options = ({name!r},) to the plugin class")
+        return self.stage.options.get(name) if self.stage is not None else None
 
 
 def step_inputs(samples) -> tuple:

@@ -150,9 +150,10 @@ def sample_subnets(ctx, options) -> list | None:
     Fires before every optimizer step. Return a list of
     ``keras_edge.context.SubnetSample(config, grad_scale, ce_weight, distill_weight)``:
     each is trained on the batch through ``model(x, training=True, subnet=config)``
-    (``config=None``: the plain model) with the loss ``ce_weight * CE +
-    distill_weight * KL(teacher || subnet)``, the teacher being the first sample's
-    detached softmax, and the gradients ``sum(grad_scale * grad(loss))`` make one
+    (``config=None``: the plain model) with the loss ``ce_weight * CE`` plus the
+    ``loss_terms`` (the built-in ``inplace_distillation`` adds ``distill_weight *
+    KL(first || subnet)``, ``first`` being the first sample's detached softmax), and
+    the gradients ``sum(grad_scale * grad(loss))`` make one
     optimizer step. Configs must keep one shape, so the step is traced once per list
     length; a model may define ``subnet_macs(config)`` so training MACs are counted
     per subnet. ``None`` trains the full model alone. The first non-``None`` result
@@ -211,11 +212,12 @@ def loss_terms(ctx, batch: dict, outputs: dict, model, subnet, options) -> dict 
     """Add terms to the loss inside the compiled train step (traced, not eager).
 
     Traced once per sampled subnet. ``outputs`` holds ``"logits"`` of the clean
-    images and, when the batch has ``"views"``, ``"view_logits"`` (a list);
+    images, when the batch has ``"views"``, ``"view_logits"`` (a list), and for every
+    sample after the step's first, ``"first_logits"`` (the first sample's logits);
     ``subnet`` is the ``SubnetSample`` of this step, its fields being the step's
     tensors (so it is current at every step, not the one of the first trace). Return
     ``{name: scalar tensor}``; all terms of all plugins are added to the loss of that
-    subnet and each is logged as a metric.
+    subnet and each term of the first sample is logged as a metric.
     """
 
 

@@ -87,7 +87,7 @@ class Trainer:
 
     def run_stage(self, index: int, start_epoch: int, first: bool) -> None:
         ctx, stage = self.ctx, self.ctx.recipe.stages[index]
-        ctx.stage, ctx.stage_index, ctx.options = stage, index, stage.options
+        ctx.stage, ctx.stage_index = stage, index
         self.hooks.for_stage(stage)
         cache = StageCache(ctx.recipe, index) if stage.cache else None
         if cache is not None and cache.hit():

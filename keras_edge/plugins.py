@@ -180,6 +180,7 @@ def describe(pm: pluggy.PluginManager) -> list[dict]:
             "builtin": builtin,
             "autouse": bool(getattr(plugin, "autouse", False)),
             "options": describe_fields(options) if options else [],
+            "uses_options": list(getattr(plugin, "uses_options", ())),
         })
     rows += [{"name": name, "broken": reason, "hooks": [], "version": None, "options": []}
              for name, reason in sorted(BROKEN.items())]

@@ -1,8 +1,9 @@
 """The compiled train and eval steps.
 
 One ``tf.function`` trains every sampled (sub)network on the batch: each sample's
-loss is ``ce_weight * CE + distill_weight * KL(teacher || student) + plugin terms``
-(CE against the batch's ``target`` probabilities when it has them, else its labels),
+loss is ``ce_weight * CE + plugin terms`` (CE against the batch's ``target``
+probabilities when it has them, else its labels; in-place distillation is the built-in
+``inplace_distillation`` plugin's term),
 the gradients are ``sum(grad_scale_i * grad(loss_i))``, masked by the current
 selection, and applied in one optimizer step (on every replica of the run's
 ``tf.distribute`` strategy). Weights under a 0 mask are restored after the update, so
@@ -16,7 +17,7 @@ import tensorflow as tf
 from keras_edge.context import SubnetSample
 from keras_edge.selection import Selection
 
-__all__ = ["Selection", "cross_entropy", "distillation", "make_train_step", "make_eval_step", "evaluate"]
+__all__ = ["Selection", "cross_entropy", "make_train_step", "make_eval_step", "evaluate"]
 
 EVAL_BATCH = 512
 """Batch size of validation and test passes."""
@@ -33,13 +34,6 @@ def cross_entropy(labels, logits, label_smoothing=0.0, targets=None):
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(targets, logits))
 
 
-def distillation(teacher_probs, logits):
-    """KL(teacher || student) averaged over the batch."""
-    log_student = tf.nn.log_softmax(logits)
-    log_teacher = tf.math.log(tf.clip_by_value(teacher_probs, 1e-7, 1.0))
-    return tf.reduce_mean(tf.reduce_sum(teacher_probs * (log_teacher - log_student), axis=-1))
-
-
 def forward(model, images, config, training):
     if config is None:
         return model(images, training=training)
@@ -53,7 +47,9 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
     ``configs`` is a tuple of subnet configs (``None`` for the full model);
     ``weights`` a float32 ``[k, 3]`` tensor of ``(grad_scale, ce_weight,
     distill_weight)`` rows. ``loss_terms(batch, outputs, subnet)`` returns the
-    plugins' extra terms; ``subnet`` is a ``SubnetSample`` of this step's tensors. Under a ``tf.distribute`` strategy each replica takes its
+    plugins' extra terms; ``subnet`` is a ``SubnetSample`` of this step's tensors and
+    ``outputs`` holds ``logits``, ``view_logits`` (of the batch's ``views``) and, after
+    the first sample, ``first_logits`` (the first sample's). Under a ``tf.distribute`` strategy each replica takes its
     share of the batch and the gradients are summed across replicas. The returned
     ``finite`` flag says whether the loss was finite; the loop stops at once when it is
     not, keeping the last checkpoint (sanitising every gradient instead halved the
@@ -71,17 +67,16 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
         metrics = {}
         with tf.GradientTape() as tape:
             total = 0.0
-            teacher = None
+            first = None
             for i, config in enumerate(configs):
                 inputs = tf.concat([images, *views], axis=0) if views else images
                 all_logits = forward(model, inputs, config, training=True)
                 parts = tf.split(all_logits, 1 + len(views)) if views else [all_logits]
                 logits = parts[0]
                 outputs = {"logits": logits, "view_logits": parts[1:]}
-                ce = cross_entropy(labels, logits, label_smoothing, batch.get("target"))
-                loss = weights[i, 1] * ce
-                if teacher is not None:
-                    loss += weights[i, 2] * distillation(teacher, logits)
+                if first is not None:
+                    outputs["first_logits"] = first
+                loss = weights[i, 1] * cross_entropy(labels, logits, label_smoothing, batch.get("target"))
                 subnet = SubnetSample(config, weights[i, 0], weights[i, 1], weights[i, 2])
                 for name, term in (loss_terms(batch, outputs, subnet) or {}).items():
                     loss += term
@@ -89,7 +84,7 @@ def make_train_step(model, optimizer, selection: Selection, loss_terms, label_sm
                         metrics[name] = term
                 total += weights[i, 0] * loss
                 if i == 0:
-                    teacher = tf.stop_gradient(tf.nn.softmax(logits))
+                    first = logits
                     metrics["loss"] = loss
                     metrics["accuracy"] = tf.reduce_mean(
                         tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))

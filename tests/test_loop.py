@@ -83,11 +83,14 @@ def test_subnet_gradients_are_scaled_and_summed_into_one_step():
     model = TwoScaleModel()
     batch = {"image": tf.random.uniform((8, 3, 3, 1), seed=1), "label": tf.constant([0, 1, 2, 3] * 2)}
     model(batch["image"])
-    from keras_edge.step import Selection, cross_entropy, distillation, make_train_step
+    from keras_edge.builtins.inplace_distillation import InplaceDistillation, distillation
+    from keras_edge.step import Selection, cross_entropy, make_train_step
 
     optimizer = keras.optimizers.SGD(0.1)
     optimizer.build(model.trainable_variables)
-    step = make_train_step(model, optimizer, Selection(model, None), lambda *a: {})
+    plugin = InplaceDistillation()  # the term the built-in plugin adds through loss_terms
+    step = make_train_step(model, optimizer, Selection(model, None),
+                           lambda batch, outputs, subnet: plugin.loss_terms(outputs=outputs, subnet=subnet) or {})
     w0 = model.dense.kernel.numpy().copy()
     configs = (None, tf.constant([0.5]))
     weights = tf.constant([[1.0, 1.0, 0.0], [0.25, 1.0, 2.0]])

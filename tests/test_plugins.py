@@ -102,6 +102,31 @@ def test_plugin_options_are_validated_and_overridable_per_stage():
         parse_recipe({"plugins": {"bare": {"x": 1}}}, catalog={"bare": None})
 
 
+class Reader:
+    """Reads the ``opt`` plugin's settings: declared or not."""
+
+    def __init__(self, declared: bool):
+        self.uses_options = ("opt",) if declared else ()
+        self.seen = []
+
+    @hookimpl
+    def on_epoch_end(self, ctx, options):
+        self.seen.append((options, ctx.options_of(self, "opt").strength))
+
+
+def test_a_plugin_reads_another_plugins_options_only_when_it_declares_them():
+    from keras_edge.testing import run_with_plugins
+
+    reader = Reader(declared=True)
+    recipe = tiny(train={"epochs": 1}, plugins={"opt": {"strength": 3}})
+    run_with_plugins({"opt": WithOptions(), "reader": reader}, recipe)
+    assert reader.seen == [(None, 3.0)]
+    rows = {row["name"]: row for row in describe(get_plugin_manager())}
+    assert rows["neq_velocity"]["uses_options"] == ["sparse_update"] and rows["osg"]["uses_options"] == []
+    with pytest.raises(PluginError, match=r"reads \[plugins.opt\] without declaring it; add uses_options"):
+        run_with_plugins({"opt": WithOptions(), "reader": Reader(declared=False)}, train={"epochs": 1})
+
+
 class WrongType:
     @hookimpl
     def select_trainable(self):

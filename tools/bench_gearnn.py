@@ -135,7 +135,7 @@ class CurveProbe:
     def on_epoch_end(self, ctx, logs):
         from keras_edge.models import count_macs, count_params
 
-        era = ctx.options.get("era") if "era" in ctx.stage.plugins else None
+        era = ctx.stage.options.get("era") if "era" in ctx.stage.plugins else None
         images = 1 + (era.views - 1 if era is not None and era.views > 1 else 0)
         self.macs += 3 * images * ctx.steps_per_epoch * ctx.stage.data.batch_size * count_macs(ctx.model)
         cpu, wall = self.cost()

@@ -12,6 +12,7 @@ recipe turns one off, and a third-party plugin may take its place.
 ``summary``        ``RUN/model.keras`` and ``RUN/summary.json`` (``on_run_end``)
 ``plots``          ``RUN/training_curves.png`` (``on_run_end``)
 ``keras_callbacks`` Keras callbacks named in the recipe or passed from Python
+``inplace_distillation`` later subnets learn the first's prediction (``loss_terms``)
 =================  ==========================================================
 """
 
@@ -24,4 +25,5 @@ BUILTIN_PLUGINS = {
     "summary": "keras_edge.builtins.summary:Summary",
     "plots": "keras_edge.builtins.plots:Plots",
     "keras_callbacks": "keras_edge.builtins.keras_callbacks:KerasCallbacks",
+    "inplace_distillation": "keras_edge.builtins.inplace_distillation:InplaceDistillation",
 }

@@ -31,8 +31,8 @@ class BignasPlugin(SubnetSampler):
     Options = Options
 
     @hookimpl
-    def sample_subnets(self, ctx):
-        options, space = ctx.options["bignas"], self.space(ctx)
+    def sample_subnets(self, ctx, options):
+        space = self.space(ctx)
         rng = self.generator(ctx)
         configs = [space.smallest()] + [space.sample(rng) for _ in range(options.num_subnets - 2)]
         return [SubnetSample()] + [SubnetSample(c, 1.0, options.subnet_ce_weight, options.distill_weight)

@@ -74,8 +74,8 @@ class DepsPlugin(SubnetSampler):
         self.epsilon = 0.0
 
     @hookimpl
-    def sample_subnets(self, ctx):
-        options, space = ctx.options["deps"], self.space(ctx)
+    def sample_subnets(self, ctx, options):
+        space = self.space(ctx)
         shrink_step = ctx.step - warmup_epochs(options, ctx.epochs) * ctx.steps_per_epoch
         if shrink_step < 0:
             self.epsilon = 0.0
@@ -87,8 +87,7 @@ class DepsPlugin(SubnetSampler):
                                    for c in configs]
 
     @hookimpl
-    def on_epoch_start(self, ctx):
-        options = ctx.options["deps"]
+    def on_epoch_start(self, ctx, options):
         if options.reorganize and ctx.epoch == warmup_epochs(options, ctx.epochs):
             reorganize(ctx.model, optimizer=ctx.optimizer)
 

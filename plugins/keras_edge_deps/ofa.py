@@ -47,8 +47,8 @@ class OfaPlugin(SubnetSampler):
         self.teacher, self.teacher_macs, self._soft = None, 0, None
 
     @hookimpl
-    def on_stage_start(self, ctx):
-        options, space = ctx.options["ofa"], self.space(ctx)
+    def on_stage_start(self, ctx, options):
+        space = self.space(ctx)
         for key, allowed in (("depths", space.depths), ("expands", space.expands)):
             extra = set(getattr(options, key)) - set(allowed)
             if extra:
@@ -60,8 +60,8 @@ class OfaPlugin(SubnetSampler):
             reorganize(ctx.model, list(options.expands) or space.expands, ctx.optimizer)
 
     @hookimpl
-    def sample_subnets(self, ctx):
-        options, space = ctx.options["ofa"], self.space(ctx)
+    def sample_subnets(self, ctx, options):
+        space = self.space(ctx)
         if options.phase == "full":
             return [SubnetSample()]
         elastic = {"kernel": 1, "depth": 2, "expand": 3}[options.phase]
@@ -69,16 +69,16 @@ class OfaPlugin(SubnetSampler):
         choices = dict(kernels=None,
                        depths=(list(options.depths) or None) if elastic >= 2 else [space.depths[-1]],
                        expands=(list(options.expands) or None) if elastic >= 3 else [space.expands[-1]])
-        self.teacher_macs += ctx.stage.data.batch_size * self._teacher_macs_per_example(ctx)
+        self.teacher_macs += ctx.stage.data.batch_size * self._teacher_macs_per_example(ctx, options)
         return [SubnetSample(space.sample(rng, **choices)) for _ in range(options.num_subnets)]
 
-    def _teacher_macs_per_example(self, ctx):
-        return ctx.model.subnet_macs(None) if self.teacher is not None and ctx.options["ofa"].kd_ratio else 0
+    def _teacher_macs_per_example(self, ctx, options):
+        return ctx.model.subnet_macs(None) if self.teacher is not None and options.kd_ratio else 0
 
     @hookimpl
-    def loss_terms(self, ctx, batch, outputs):
-        kd_ratio = ctx.options["ofa"].kd_ratio
-        if self.teacher is None or not kd_ratio or ctx.options["ofa"].phase == "full":
+    def loss_terms(self, batch, outputs, options):
+        kd_ratio = options.kd_ratio
+        if self.teacher is None or not kd_ratio or options.phase == "full":
             return None
         images = batch["image"]
         if self._soft is None or self._soft[0] is not images:  # one teacher pass per batch, not per subnet

@@ -48,7 +48,7 @@ class SupernetPlugin:
         return {"elastic_mobilenet": elastic_mobilenet}
 
     @hookimpl
-    def evaluate_extra(self, ctx, model, flags):
+    def evaluate_extra(self, ctx, model, flags, options):
         if not flags.get("subnets"):
             return None
         from keras_edge_deps.pareto import plot_fronts, summary_lines
@@ -57,7 +57,7 @@ class SupernetPlugin:
         if not hasattr(model, "space"):
             raise KerasEdgeError(f"--subnets needs a supernet, but {model.name!r} is not one; train with "
                                  '[model] name = "elastic_mobilenet"')
-        report = evaluate_subnets(model, ctx.data, ctx.options.get("supernet") or Options())
+        report = evaluate_subnets(model, ctx.data, options)
         report["summary"] = summary_lines(report)
         if ctx.run_dir is not None:
             write_json(Path(ctx.run_dir) / "subnets.json", report)

@@ -16,6 +16,8 @@ class SubnetSampler:
     """
 
     name = "sampler"
+    uses_options = ("supernet",)
+    """The run's headline evaluates subnets with ``[plugins.supernet]``'s settings."""
 
     def __init__(self):
         self.rng = None
@@ -43,7 +45,7 @@ class SubnetSampler:
         from keras_edge_deps.subnets import headline
 
         logs["test_accuracy_stored_bn"] = logs["test_accuracy"]
-        logs.update(headline(ctx.model, ctx.data, ctx.options.get("supernet") or Options()))
+        logs.update(headline(ctx.model, ctx.data, ctx.options_of(self, "supernet") or Options()))
 
     @hookimpl
     def on_run_end(self, ctx, summary):

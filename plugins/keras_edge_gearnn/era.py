@@ -58,8 +58,8 @@ class RobustAugmentation:
     Options = Options
 
     @hookimpl
-    def augment_batch(self, ctx, batch):
-        o = ctx.options["era"]
+    def augment_batch(self, batch, options):
+        o = options
         mixed = augment_and_mix(batch["image"], batch["seed"], o.width, o.depth, o.random_depth, o.severity, o.alpha,
                                 tuple(o.ops), views=max(o.views - 1, 1))
         if o.views == 1:
@@ -67,8 +67,8 @@ class RobustAugmentation:
         return {**batch, "views": list(batch.get("views", [])) + tf.unstack(mixed)}
 
     @hookimpl
-    def loss_terms(self, ctx, outputs):
-        o = ctx.options["era"]
+    def loss_terms(self, outputs, options):
+        o = options
         views = list(outputs.get("view_logits", []))
         if o.views == 1 or o.jsd_weight == 0 or len(views) == 0:
             return None

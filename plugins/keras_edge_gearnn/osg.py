@@ -77,8 +77,8 @@ class OneShotGrowth:
         self.shots_done = 0
 
     @hookimpl
-    def on_grow(self, ctx, model):
-        o = ctx.options["osg"]
+    def on_grow(self, ctx, model, options):
+        o = options
         done_epochs = ctx.epoch + 1
         due = done_epochs >= o.grow_after and (done_epochs - o.grow_after) % o.every == 0
         if self.shots_done >= o.shots or not due:

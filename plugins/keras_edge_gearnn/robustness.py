@@ -134,26 +134,23 @@ class CorruptionBenchmark:
     autouse = True
 
     @hookimpl
-    def evaluate_extra(self, ctx, model, flags):
+    def evaluate_extra(self, ctx, model, flags, options):
         if not flags.get("corruptions"):
             return None
-        result = self._evaluate(ctx, model)
+        result = self._evaluate(ctx, model, options)
         print(format_table(result), flush=True)
         return {"corruption_clean_accuracy": result["clean_accuracy"],
                 "mean_corruption_accuracy": result["mean_corruption_accuracy"], "corruptions": result}
 
     @hookimpl
-    def on_run_end(self, ctx, summary):
-        if self._options(ctx).at_run_end:
-            result = self._evaluate(ctx, ctx.model)
+    def on_run_end(self, ctx, summary, options):
+        if options.at_run_end:
+            result = self._evaluate(ctx, ctx.model, options)
             summary["corruptions"] = {k: result[k] for k in ("clean_accuracy", "mean_corruption_accuracy")}
 
-    def _evaluate(self, ctx, model):
-        result = evaluate_corruptions(model, ctx.data.x_test, ctx.data.y_test, self._options(ctx))
+    @staticmethod
+    def _evaluate(ctx, model, options):
+        result = evaluate_corruptions(model, ctx.data.x_test, ctx.data.y_test, options)
         if ctx.run_dir is not None:
             write_report(result, ctx.run_dir)
         return result
-
-    @staticmethod
-    def _options(ctx):
-        return ctx.options.get("corruptions") or Options()

@@ -14,5 +14,5 @@ class ClassifierOnly(SelectionPlugin):
     name = "classifier_only"
     budgeted = False
 
-    def choose(self, ctx, model, layers, cost_model, limit):
+    def choose(self, ctx, model, layers, cost_model, limit, options):
         return neuron_masks(layers, {layer.name: np.full(layer.units, layer.is_classifier) for layer in layers})

@@ -56,16 +56,17 @@ class NeqVelocity(SelectionPlugin):
 
     name = "neq_velocity"
     Options = VelocityOptions
+    uses_options = ("sparse_update",)
+    """``first_selection = "sparse_update"`` reads the scheme of ``[plugins.sparse_update]``."""
 
     def __init__(self):
         super().__init__()
         self.tracker = None
 
-    def may_exceed_budget(self, ctx):
-        return ctx.epoch == 0 and ctx.options[self.name].first_selection == "full"
+    def may_exceed_budget(self, ctx, options):
+        return ctx.epoch == 0 and options.first_selection == "full"
 
-    def choose(self, ctx, model, layers, cost_model, limit):
-        options = ctx.options[self.name]
+    def choose(self, ctx, model, layers, cost_model, limit, options):
         where = f"plugins.{self.name}.budget"
         body = [layer for layer in layers if not layer.is_classifier]
         if self.tracker is None:
@@ -81,7 +82,7 @@ class NeqVelocity(SelectionPlugin):
         if options.first_selection == "full":
             return {v.path: np.float32(1.0) for v in model.trainable_variables}
         if options.first_selection == "sparse_update":
-            masks = scheme_masks(layers, ctx.options["sparse_update"])
+            masks = scheme_masks(layers, ctx.options_of(self, "sparse_update"))
             cost = cost_model.selection_cost(model, layers, masks)
             if cost > limit:
                 raise RecipeError(f"{where}: the first epoch's [plugins.sparse_update] scheme costs {cost:.0f} "

@@ -33,6 +33,6 @@ class NeqRandom(SelectionPlugin):
     name = "neq_random"
     Options = RandomOptions
 
-    def choose(self, ctx, model, layers, cost_model, limit):
-        return random_masks(ctx, model, layers, cost_model, limit, ctx.options[self.name],
+    def choose(self, ctx, model, layers, cost_model, limit, options):
+        return random_masks(ctx, model, layers, cost_model, limit, options,
                             f"plugins.{self.name}.budget")

@@ -29,11 +29,12 @@ class SelectionPlugin:
         self.logs = {}
         self._statistics = []
 
-    def choose(self, ctx, model, layers, cost_model, limit) -> dict:
-        """``{variable.path: mask}`` of the weights that may move in the coming epoch."""
+    def choose(self, ctx, model, layers, cost_model, limit, options) -> dict:
+        """``{variable.path: mask}`` of the weights that may move in the coming epoch (``options``: this
+        plugin's own)."""
         raise NotImplementedError
 
-    def may_exceed_budget(self, ctx) -> bool:
+    def may_exceed_budget(self, ctx, options) -> bool:
         """True for an epoch that is deliberately not budgeted (see ``neq_velocity``)."""
         return False
 
@@ -48,18 +49,17 @@ class SelectionPlugin:
         self.__init__()
 
     @hookimpl
-    def select_trainable(self, ctx, model):
-        options = ctx.options[self.name] if self.budgeted else None
+    def select_trainable(self, ctx, model, options):
         layers = self.layers(model, options)
         cost_model = CostModel.for_stage(options, ctx.stage)
         limit = cost_model.limit(options, model, layers) if options else float("inf")
         masks = {v.path: np.float32(0.0) for v in model.trainable_variables}
-        masks.update(self.choose(ctx, model, layers, cost_model, limit))
+        masks.update(self.choose(ctx, model, layers, cost_model, limit, options))
         if options and options.accounting == "conv":
             masks.update({v.path: np.float32(1.0) for bn in batchnorm_layers(model) for v in (bn.gamma, bn.beta)
                           if v is not None})
         cost = cost_model.selection_cost(model, layers, masks)
-        if cost > limit and not self.may_exceed_budget(ctx):
+        if cost > limit and not self.may_exceed_budget(ctx, options):
             raise KerasEdgeError(f"{self.name}: the selection costs {cost:.0f} {cost_model.unit}, over the "
                                  f"budget of {limit:.0f}; this is a bug, please report it")
         counted = CostModel("params", accounting=cost_model.accounting)

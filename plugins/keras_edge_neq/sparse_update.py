@@ -94,9 +94,8 @@ class SparseUpdate(SelectionPlugin):
     name = "sparse_update"
     Options = SchemeOptions
 
-    def choose(self, ctx, model, layers, cost_model, limit):
+    def choose(self, ctx, model, layers, cost_model, limit, options):
         if self.masks is None:
-            options = ctx.options[self.name]
             masks = scheme_masks(layers, options)
             cost = cost_model.selection_cost(model, layers, masks)
             if cost > limit:

@@ -57,13 +57,11 @@ def test_chains_differ_per_sample_and_stay_in_range():
 def test_runs_inside_tf_data_with_views():
     from keras_edge_gearnn.era import RobustAugmentation
 
-    class Ctx:
-        options = {"era": Options(width=1, depth=3, views=4)}
-
+    options = Options(width=1, depth=3, views=4)
     images = tf.random.uniform([10, 16, 16, 1])
     ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": tf.zeros([10], tf.int32)}).batch(5)
     ds = ds.map(lambda b: {**b, "seed": tf.constant([5, 6])})
-    ds = ds.map(lambda b: RobustAugmentation().augment_batch(Ctx(), b), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda b: RobustAugmentation().augment_batch(b, options), num_parallel_calls=tf.data.AUTOTUNE)
     batch = next(iter(ds))
     assert len(batch["views"]) == 3 and batch["views"][0].shape == (5, 16, 16, 1)
     np.testing.assert_array_equal(batch["image"].numpy(), images[:5].numpy())

@@ -26,6 +26,7 @@ class WeightWatcher:
 
     def __init__(self, selector):
         self.selector, self.epochs = selector, []
+        self.uses_options = (selector.name,)
 
     @hookimpl
     def on_epoch_start(self, ctx):
@@ -37,7 +38,7 @@ class WeightWatcher:
         changed = {v.path: v.numpy() != self.start[v.path] for v in model.trainable_variables}
         selected = {v.path: np.broadcast_to(np.asarray(self.selector.masks[v.path]) != 0, v.shape)
                     for v in model.trainable_variables}
-        options = ctx.options.get(self.selector.name)
+        options = ctx.options_of(self, self.selector.name)
         cost_model = CostModel.for_stage(options, ctx.stage)
         layers = in_scope(neuron_layers(model), options.candidates) if options else neuron_layers(model)
         limit = cost_model.limit(options, model, layers) if options else np.inf
