@@ -22,6 +22,12 @@ def is_functional_graph(model) -> bool:
     return hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth")
 
 
+def sequential_graph(model):
+    """The functional graph a built ``keras.Sequential`` runs (Keras: ``Sequential._functional``);
+    ``None`` before it is built."""
+    return getattr(model, "_functional", None)
+
+
 def run_through_graph(model, inputs, operation_fn):
     """Run a functional model's graph, calling ``operation_fn(op)`` for each operation
     (Keras: ``Functional._run_through_graph``)."""

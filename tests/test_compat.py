@@ -76,3 +76,13 @@ def test_traced_frames_point_at_the_users_code():
     except ValueError as exc:
         frames = _compat.traced_frames(exc)
     assert frames and frames[-1] == (__file__, user_code.__code__.co_firstlineno + 1)
+
+
+def test_a_built_sequential_runs_through_its_functional_graph():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="only")])
+    graph = _compat.sequential_graph(model)
+    assert _compat.is_functional_graph(graph)
+    seen = []
+    out = _compat.run_through_graph(graph, keras.ops.ones((1, 4)), lambda op: seen.append(op.name) or op)
+    assert tuple(out.shape) == (1, 2) and seen == ["only"]
+

@@ -7,10 +7,12 @@ import contextlib
 import tempfile
 
 import tensorflow as tf
-from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
+from keras_edge._compat import tflite_schema
 from keras_edge.errors import KerasEdgeError
+
+schema = tflite_schema()
 
 _BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 

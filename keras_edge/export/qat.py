@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_edge import _compat
 from keras_edge.errors import KerasEdgeError
 
 TWIN_TOLERANCE = 1e-5
@@ -42,14 +43,14 @@ def tf_keras_twin(model):
     twins = {}  # id(Keras 3 layer) -> its twin, so a shared layer stays shared
 
     def operation_fn(op):
-        if hasattr(op, "_run_through_graph"):  # a nested functional model
-            return lambda *args, **kwargs: _functional(op)._run_through_graph(args[0], operation_fn=operation_fn)
+        if _compat.is_functional_graph(op):  # a nested functional model
+            return lambda *args, **kwargs: _compat.run_through_graph(_functional(op), args[0], operation_fn)
         first = id(op) not in twins
         if first:
             twins[id(op)] = _twin_layer(op, tf_keras.layers)
         return lambda *args, **kwargs: _call_twin(op, twins[id(op)], args, first)
 
-    outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
+    outputs = _compat.run_through_graph(graph, inputs, operation_fn)
     return tf_keras.Model(inputs, outputs, name=f"{model.name}_tf_keras")
 
 

@@ -35,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_edge import _compat
 from keras_edge.errors import KerasEdgeError
 from keras_edge.export.gradients import softmax_cross_entropy
 from keras_edge.export.layers import call_layer
@@ -217,8 +218,8 @@ class TrainerModule(tf.Module):
 
 
 def _functional(model):
-    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
-    if graph is None or not hasattr(graph, "_run_through_graph"):
+    graph = _compat.sequential_graph(model) if isinstance(model, keras.Sequential) else model
+    if graph is None or not _compat.is_functional_graph(graph):
         raise KerasEdgeError(
             f"model {model.name!r} is not a functional model; the export rebuilds models made with "
             "keras.Model(inputs, outputs) or a built keras.Sequential"
@@ -289,4 +290,4 @@ def _run(graph, x, params, training, stats, example_weight=None):
             example_weight=example_weight,
         )
 
-    return graph._run_through_graph(x, operation_fn=operation_fn)
+    return _compat.run_through_graph(graph, x, operation_fn)

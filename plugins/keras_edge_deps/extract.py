@@ -7,6 +7,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from keras_edge import _compat
+
 
 def calibrate_bn(supernet, config, batches) -> None:
     """Reset the BatchNorm statistics of subnet ``config`` to their average over ``batches``.
@@ -92,7 +94,7 @@ def _block(x, block, kernel, expand, name):
 
 def _copy(tensor, kernel):
     """Set the kernel of the layer that produced the symbolic ``tensor``."""
-    layer = tensor._keras_history.operation
+    layer = _compat.producer(tensor)
     layer.kernel.assign(np.asarray(kernel))
 
 

@@ -16,6 +16,7 @@ import math
 import keras
 import numpy as np
 
+from keras_edge import _compat
 from keras_edge.errors import KerasEdgeError
 
 _SUPPORTED = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
@@ -91,7 +92,7 @@ class NeuronLayer:
 
 def neuron_layers(model) -> list[NeuronLayer]:
     """The model's convolution and dense layers, in order; the last dense one is the classifier."""
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth") or not model.inputs:
+    if not isinstance(model, keras.Model) or not _compat.is_functional_graph(model) or not model.inputs:
         raise KerasEdgeError("NEq selection needs a functional Keras model (keras.Model(inputs, outputs)); "
                              "build the model with the functional API")
     followers = _batchnorm_followers(model)
@@ -130,7 +131,7 @@ def _batchnorm_followers(model) -> dict:
             continue
         if layer.axis not in (-1, len(layer.input.shape) - 1):
             continue
-        producer = layer.input._keras_history.operation
+        producer = _compat.producer(layer.input)
         if isinstance(producer, _SUPPORTED):
             followers[producer.name] = layer
     return followers
