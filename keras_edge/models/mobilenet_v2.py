@@ -12,23 +12,24 @@ def _div8(value):
     return max(8, int(value + 4) // 8 * 8)
 
 
-def mobilenet_v2(input_shape, num_classes, width=1.0, stages=None, last_channels=256, dropout=0.0):
+def mobilenet_v2(input_shape, num_classes, width=1.0, stages=None, last_channels=256, dropout=0.0, bn_momentum=0.9):
     """MobileNetV2 (Sandler et al. 2018): inverted residual blocks with ReLU6.
 
-    ``width`` is the paper's alpha; ``stages`` lists ``[t, c, n, s]`` rows.
+    ``width`` is the paper's alpha; ``stages`` lists ``[t, c, n, s]`` rows; ``bn_momentum`` is
+    the BatchNorm moving-average momentum (0.9: PyTorch's default, see ``keras_edge.models``).
     """
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(_div8(32 * width), 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
     block = 0
     for t, c, n, s in stages or DEFAULT_STAGES:
         out_channels = _div8(c * width)
         for r in range(n):
             block += 1
-            x = _inverted_residual(x, t, out_channels, s if r == 0 else 1, f"block{block}")
+            x = _inverted_residual(x, t, out_channels, s if r == 0 else 1, f"block{block}", bn_momentum)
     x = layers.Conv2D(_div8(last_channels * max(1.0, width)), 1, use_bias=False, name="head_conv")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="head_bn")(x)
     x = layers.ReLU(6.0, name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
@@ -37,18 +38,18 @@ def mobilenet_v2(input_shape, num_classes, width=1.0, stages=None, last_channels
     return keras.Model(inputs, outputs, name="mobilenet_v2")
 
 
-def _inverted_residual(x, expansion, out_channels, stride, name):
+def _inverted_residual(x, expansion, out_channels, stride, name, bn_momentum):
     in_channels = x.shape[-1]
     y = x
     if expansion != 1:
         y = layers.Conv2D(in_channels * expansion, 1, use_bias=False, name=f"{name}_expand")(y)
-        y = layers.BatchNormalization(name=f"{name}_expand_bn")(y)
+        y = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_expand_bn")(y)
         y = layers.ReLU(6.0, name=f"{name}_expand_relu")(y)
     y = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(y)
-    y = layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+    y = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_dw_bn")(y)
     y = layers.ReLU(6.0, name=f"{name}_dw_relu")(y)
     y = layers.Conv2D(out_channels, 1, use_bias=False, name=f"{name}_project")(y)
-    y = layers.BatchNormalization(name=f"{name}_project_bn")(y)
+    y = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_project_bn")(y)
     if stride == 1 and in_channels == out_channels:
         y = layers.Add(name=f"{name}_add")([x, y])
     return y

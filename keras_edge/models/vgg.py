@@ -6,7 +6,7 @@ from keras import layers
 DEFAULT_BLOCKS = ((32, 32), (64, 64), (128, 128))
 
 
-def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None, bn_momentum=0.99):
+def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None, bn_momentum=0.9):
     """Build a VGG-style model.
 
     ``blocks`` lists the base widths of each block's convolutions (default
@@ -14,8 +14,7 @@ def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None, bn_moment
     ``width`` multiplies them; ``widths`` (a flat list, one per convolution)
     overrides the result exactly, as growth methods need. Layers are named
     ``conv{i}``, ``bn{i}``, ``relu{i}`` (i from 1), ``pool{b}``, ``gap``, ``classifier``.
-    ``bn_momentum`` is the BatchNorm moving-average momentum (0.9, PyTorch's default,
-    suits runs of a few hundred steps).
+    ``bn_momentum`` is the BatchNorm moving-average momentum.
     """
     blocks = [list(b) for b in (blocks or DEFAULT_BLOCKS)]
     n_convs = sum(len(b) for b in blocks)
