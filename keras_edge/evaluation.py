@@ -38,8 +38,7 @@ def load_run(run_dir) -> FinishedRun:
     hooks = Hooks(get_plugin_manager(), recipe)
     stage = recipe.stages[-1]
     hooks.for_stage(stage)
-    ctx = RunContext(recipe=recipe, run_dir=run_dir, stage=stage, stage_index=len(recipe.stages) - 1,
-                     options=stage.options)
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, stage=stage, stage_index=len(recipe.stages) - 1)
     ctx.data = load_data(stage.data, registry(BUILTIN_DATASETS, hooks, "register_datasets"))
     try:
         ctx.model = keras.saving.load_model(run_dir / "model.keras", compile=False)
