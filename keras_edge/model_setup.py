@@ -11,6 +11,7 @@ from keras_edge.dispatch import checked
 from keras_edge.errors import KerasEdgeError, PluginError
 from keras_edge.models import BUILTIN_MODELS, build_model
 from keras_edge.optim import make_optimizer
+from keras_edge.protocols import SynchronizableNorm
 
 
 def registry(builtin: dict, hooks, hook: str) -> dict:
@@ -74,7 +75,7 @@ def synchronize_batch_norm(model, strategy) -> None:
     attribute) use the statistics of the global batch, as on one device."""
     if strategy.num_replicas_in_sync > 1:
         for layer in _compat.all_layers(model):
-            if hasattr(layer, "synchronized"):
+            if isinstance(layer, SynchronizableNorm):
                 layer.synchronized = True
 
 

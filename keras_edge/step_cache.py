@@ -6,6 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_edge import _compat
+from keras_edge.protocols import JitAware
 from keras_edge.step import Selection, make_eval_step, make_train_step
 
 
@@ -52,4 +53,4 @@ class StepCache:
             return setting
         if self.train.deterministic or self.sampling or not tf.config.list_logical_devices("GPU"):
             return False  # determinism: XLA lacks deterministic kernels; subnets: their shapes vary
-        return all(getattr(layer, "supports_jit", True) for layer in _compat.all_layers(self.model))
+        return all(layer.supports_jit for layer in _compat.all_layers(self.model) if isinstance(layer, JitAware))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from keras_edge.models import count_macs
+from keras_edge.protocols import ElasticModel
 
 
 class StepMacs:
@@ -18,9 +19,9 @@ class StepMacs:
         views = batch.get("views")
         images = sum(int(t.shape[0]) for t in local(batch["image"]))
         images *= 1 + (0 if views is None else len(local(views)[0]))
-        macs = 0
+        macs, elastic = 0, isinstance(model, ElasticModel)
         for sample in samples:
-            if sample.config is not None and hasattr(model, "subnet_macs"):
+            if sample.config is not None and elastic:
                 macs += int(model.subnet_macs(sample.config))
             else:
                 macs += self.full(model)

@@ -6,6 +6,8 @@ import math
 
 import keras
 
+from keras_edge.protocols import ElasticModel
+
 
 def count_params(model) -> int:
     """Number of trainable and non-trainable weights (BatchNorm statistics included)."""
@@ -36,6 +38,6 @@ def count_macs(model) -> int:
     A model that counts its own (``subnet_macs(None)``, e.g. a supernet whose
     layers are not called symbolically) is asked directly.
     """
-    if hasattr(model, "subnet_macs"):
+    if isinstance(model, ElasticModel):
         return int(model.subnet_macs(None))
     return int(sum(_layer_macs(layer) for layer in model.layers))

@@ -118,3 +118,13 @@ def test_extracted_subnet_runs_in_litert_with_equal_outputs(supernet, images):
     interpreter.invoke()
     np.testing.assert_allclose(interpreter.get_tensor(out["index"]), subnet(images[:1]).numpy(), atol=1e-4)
     assert 0 < latency_ms(subnet, runs=5) < 1000
+
+
+def test_the_supernet_meets_the_core_model_protocols(supernet):
+    from keras_edge import _compat
+    from keras_edge.models import BUILTIN_MODELS
+    from keras_edge.protocols import ElasticModel, SynchronizableNorm
+
+    assert isinstance(supernet, ElasticModel)
+    assert any(isinstance(layer, SynchronizableNorm) for layer in _compat.all_layers(supernet))
+    assert not isinstance(BUILTIN_MODELS["small_cnn"]((8, 8, 1), 2), ElasticModel)
