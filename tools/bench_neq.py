@@ -255,7 +255,7 @@ def device_memory(run_dir: Path, settings: Settings, scratch: Path, selection: P
     memory in a fresh process."""
     import numpy as np
 
-    from keras_edge.data import load_data
+    from keras_edge.data import load_data, to_float
     from keras_edge.export.command import export_run
     from keras_edge.recipe import load_recipe
 
@@ -267,7 +267,7 @@ def device_memory(run_dir: Path, settings: Settings, scratch: Path, selection: P
     if not batches.exists():
         data = load_data(load_recipe(run_dir / "recipe.toml").stages[-1].data)
         n = settings.memory["steps"] * 32
-        x = (data.x_train[:n].astype(np.float32) / 255.0).reshape(-1, 32, *data.x_train.shape[1:])
+        x = to_float(data.x_train[:n]).reshape(-1, 32, *data.x_train.shape[1:])
         np.savez(batches, x=x, y=data.y_train[:n].astype(np.int32).reshape(-1, 32))
     child = subprocess.run([sys.executable, __file__, "--child-memory", report["file"], str(batches),
                             str(settings.memory["steps"])], capture_output=True, text=True)

@@ -37,7 +37,7 @@ def run_units(run, out, epochs, seeds, learning_rate):
     """Measure every missing unit of one run."""
     import keras
 
-    from keras_edge.data import load_data
+    from keras_edge.data import load_data, to_float
     from keras_edge.export.qat import qat_int8_model
     from keras_edge.export.quantize import inference_model, litert_accuracy
     from keras_edge.export.trainer_module import TrainerModule
@@ -46,8 +46,8 @@ def run_units(run, out, epochs, seeds, learning_rate):
     data_config = load_recipe(Path(run) / "recipe.toml").stages[-1].data
     data = load_data(data_config)
     model = keras.saving.load_model(Path(run) / "model.keras", compile=False)
-    x_train = data.x_train.astype(np.float32) / 255.0
-    x_test = data.x_test.astype(np.float32) / 255.0
+    x_train = to_float(data.x_train)
+    x_test = to_float(data.x_test)
     calibration = x_train[np.random.default_rng(0).permutation(len(x_train))[:CALIBRATION]]
 
     def measure(name, build):

@@ -168,7 +168,7 @@ def main(argv=None):
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from keras_edge.data import load_data
+    from keras_edge.data import load_data, to_float
     from keras_edge.export.convert import flex_ops, to_tflite
     from keras_edge.export.trainer_module import TrainerModule
     from keras_edge.models import build_model
@@ -182,7 +182,7 @@ def main(argv=None):
                            "model": {"name": "mobilenet_v2", "width": args.width}})
     data = load_data(recipe.data)
     b = args.batch_size
-    x = (data.x_train[: 8 * b].astype(np.float32) / 255.0).reshape(8, b, *data.input_shape)
+    x = to_float(data.x_train[: 8 * b]).reshape(8, b, *data.input_shape)
     y = data.y_train[: 8 * b].astype(np.int32).reshape(8, b)
     batches = list(zip(x, y))
     np.savez(out / "batches.npz", x=x, y=y)

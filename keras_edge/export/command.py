@@ -69,17 +69,17 @@ def export_run(run_dir, out=None, *, batch_size=32, learning_rate=0.0001, moment
 def _export_int8(module, tflite, run_dir, out, calibration_size, model, qat_epochs):
     """Write the int8 inference model (and with ``qat_epochs`` the QAT one) and compare
     their test accuracy in LiteRT with the float model's."""
-    from keras_edge.data import load_data
+    from keras_edge.data import load_data, to_float
     from keras_edge.export.quantize import inference_model, litert_accuracy
     from keras_edge.recipe import load_recipe
 
     data_config = load_recipe(run_dir / "recipe.toml").stages[-1].data
     data = load_data(data_config)
     pick = np.random.default_rng(0).permutation(len(data.x_train))[:calibration_size]
-    int8 = inference_model(module, data.x_train[pick].astype(np.float32) / 255.0)
+    int8 = inference_model(module, to_float(data.x_train[pick]))
     path = out.with_name(f"{out.stem}_int8.tflite")
     io.write_bytes(path, int8)
-    x_test = data.x_test.astype(np.float32) / 255.0
+    x_test = to_float(data.x_test)
     float_acc, int8_acc = litert_accuracy(tflite, x_test, data.y_test), litert_accuracy(int8, x_test, data.y_test)
     report = {"file": str(path), "bytes": len(int8), "float_inference_bytes": len(inference_model(module)),
               "float_test_accuracy": float_acc, "int8_test_accuracy": int8_acc,
@@ -88,7 +88,7 @@ def _export_int8(module, tflite, run_dir, out, calibration_size, model, qat_epoc
     if qat_epochs:
         from keras_edge.export.qat import QAT_LEARNING_RATE, qat_int8_model
 
-        qat, gap = qat_int8_model(model, data.x_train.astype(np.float32) / 255.0, data.y_train, epochs=qat_epochs,
+        qat, gap = qat_int8_model(model, to_float(data.x_train), data.y_train, epochs=qat_epochs,
                                   batch_size=data_config.batch_size, check_images=x_test[:64])
         qat_path = out.with_name(f"{out.stem}_qat_int8.tflite")
         io.write_bytes(qat_path, qat)

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from keras_edge import hookimpl
+from keras_edge.data import to_float
 from keras_edge.errors import RecipeError
 from keras_edge.models import count_params
 from keras_edge_gearnn.growth import fit_widths, grow_to, param_count, shot_targets, widths_of
@@ -90,7 +91,7 @@ class OneShotGrowth:
             self.plan = shot_targets(param_count(model, start), final, o.shots)
         rng = np.random.default_rng(o.seed + self.shots_done)
         pick = rng.choice(len(ctx.data.x_train), min(o.examples, len(ctx.data.x_train)), replace=False)
-        x = ctx.data.x_train[pick].astype("float32") / 255.0
+        x = to_float(ctx.data.x_train[pick])
         grown, report = grow_to(model, self.plan[self.shots_done], o.strategy, x, ctx.data.y_train[pick],
                                 o.candidates, o.seed + self.shots_done, o.step, o.split_steps, o.split_noise)
         self.shots_done += 1
