@@ -66,7 +66,9 @@ def digits_bottleneck():
     digits = load_digits()
     x, y = (digits.images[..., None] / 16).astype("float32"), digits.target
     keras.utils.set_random_seed(0)
-    model = vgg((8, 8, 1), 10, widths=[8, 8, 1, 16, 32, 32])
+    # Keras's BatchNorm momentum, the zoo default when this test was written: with 0.9 the
+    # bottleneck still grows most (5.0x) but conv1 grows 3.1x, under the 2x margin below.
+    model = vgg((8, 8, 1), 10, widths=[8, 8, 1, 16, 32, 32], bn_momentum=0.99)
     model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x[:1200], y[:1200], epochs=3, batch_size=64, verbose=0)
     return model, x[:256], y[:256]
