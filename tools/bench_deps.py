@@ -6,7 +6,8 @@ for every unit (``evaluate --subnets``: smallest, largest and random subnets, Ba
 recalibrated, test accuracy, MACs, the paper's bucket Pareto accuracy). Each finished unit is
 written at once to UNITS/<setting>/<method>_seed<n>.json and skipped when the command runs
 again; the JSON with its ``verdict`` and the PNG are assembled from whatever units exist
-(saying how many are missing).
+(saying how many are missing). A unit interrupted part-way resumes from its run folder's last
+checkpoint on the same machine, with the cost it had spent until then (kept in the checkpoint).
 
 Methods: ``deps`` (E epochs), ``deps_no_ramp`` (the same with ε = 1 at once: the ablation of
 the ε ramp), ``bignas_ratio`` (E x 400/270 epochs, the papers' ratio), ``bignas_equal_cost``
@@ -33,6 +34,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from keras_edge import hookimpl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("deps", "bignas_equal_cost", "bignas_ratio", "deps_no_ramp", "ofa")
@@ -105,18 +108,47 @@ def method_epochs(setting: dict) -> dict:
             "bignas_equal_cost": max(1, round(deps_macs / sandwich))}
 
 
+class CostClock:
+    """Autouse: the unit's training CPU and wall seconds, saved in every checkpoint
+    (``state_dict``) so that an interrupted unit resumes with the cost it had spent."""
+
+    autouse = True
+
+    def __init__(self):
+        self.spent, self.start = (0.0, 0.0), (time.process_time(), time.perf_counter())
+
+    def seconds(self) -> tuple[float, float]:
+        return (self.spent[0] + time.process_time() - self.start[0],
+                self.spent[1] + time.perf_counter() - self.start[1])
+
+    @hookimpl
+    def state_dict(self):
+        cpu, wall = self.seconds()
+        return {"cpu_s": cpu, "wall_s": wall}
+
+    @hookimpl
+    def load_state_dict(self, state):
+        self.spent, self.start = (state["cpu_s"], state["wall_s"]), (time.process_time(), time.perf_counter())
+
+
 def run_unit(method: str, setting_name: str, seed: int, runs: Path) -> dict:
+    from keras_edge.checkpoint import list_checkpoints
     from keras_edge.evaluation import evaluate_run
-    from keras_edge.recipe import parse_recipe
+    from keras_edge.recipe import parse_recipe, to_toml
     from keras_edge.runner import run_recipe
 
     setting = SETTINGS[setting_name]
     raw = recipe_dict(method, setting, seed, method_epochs(setting))
     recipe = parse_recipe(raw, source=f"tools/bench_deps.py {setting_name}/{method}/seed{seed}")
     run_dir = runs / setting_name / f"{method}_seed{seed}"
-    cpu, wall = time.process_time(), time.perf_counter()
-    summary = run_recipe(recipe, run_dir, force=True)
-    train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
+    saved = run_dir / "recipe.toml"
+    resume = (bool(list_checkpoints(run_dir / "checkpoints")) and saved.exists()
+              and saved.read_text() == to_toml(recipe.to_dict()))
+    if resume:
+        print(f"unit {setting_name}/{method}/seed{seed}: resuming from {run_dir}", flush=True)
+    clock = CostClock()
+    summary = run_recipe(recipe, run_dir, resume=resume, force=not resume, extra_plugins={"cost_clock": clock})
+    train_cpu, train_wall = clock.seconds()
     cpu = time.process_time()
     report = evaluate_run(run_dir, "test", {"subnets": True})["subnets"]
     history = read_history(run_dir / "metrics.csv")

@@ -89,3 +89,12 @@ class OfaPlugin(SubnetSampler):
     @hookimpl
     def on_run_end(self, ctx, summary):
         summary["ofa_teacher_macs"] = self.teacher_macs
+
+    @hookimpl
+    def state_dict(self, ctx):
+        return {**super().state_dict(ctx), "teacher_macs": self.teacher_macs}
+
+    @hookimpl
+    def load_state_dict(self, ctx, state):
+        super().load_state_dict(ctx, state)
+        self.teacher_macs = state.get("teacher_macs", 0)
