@@ -47,3 +47,16 @@ def test_quick_benchmark_writes_a_verdict_and_skips_finished_units(tmp_path, mon
     assert bench.main(args) == 0
     assert "1 units to run, 11 already done" in capsys.readouterr().out
     assert json.loads((tmp_path / "neq.json").read_text())["units_done"] == 12
+
+
+def test_low_budget_experiment_shares_the_grids_references(monkeypatch):
+    bench = load_bench(monkeypatch)
+    units = bench.unit_list(bench.LOW_BUDGETS)
+    grid = {bench.unit_path(Path(), u) for u in bench.unit_list(bench.FULL)}
+    own = [u for u in units if bench.unit_path(Path(), u) not in grid]
+    assert {(u["method"], u["budget"]) for u in own} == {
+        (m, b) for m in ("velocity_per_cost", "velocity", "random") for b in (0.03, 0.05)}
+    assert len(own) == 2 * 5 * 6   # tasks x seeds x (methods x budgets)
+    shared = [u for u in units if u not in own]
+    assert {u["method"] for u in shared} == {"full", "classifier_only"}   # the grid's references, reused
+    assert not any(bench.memory_unit(u, bench.LOW_BUDGETS) for u in units)

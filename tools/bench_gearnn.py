@@ -34,9 +34,11 @@ from keras_edge import hookimpl  # noqa: E402  (after the environment above)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 METHODS = {"baseline": ("augmix_baseline", []), "gearnn2": ("gearnn_2phase", []),
            "gearnn1": ("gearnn_1phase", []), "mshot": ("growth_mshot", []),
-           "gearnn2_uniform": ("gearnn_2phase", ["plugins.osg.strategy=uniform"])}
-"""Method -> (recipe, overrides). The first four are the benchmark; ``gearnn2_uniform`` (GEARnn-2
-with one width multiplier instead of cross-layer growth) is an extra experiment, run on request."""
+           "gearnn2_uniform": ("gearnn_2phase", ["plugins.osg.strategy=uniform"]),
+           "baseline_era": ("augmix_baseline", ["plugins.era.width=1", "plugins.era.views=4"])}
+"""Method -> (recipe, overrides). The first four are the benchmark; two extra experiments run on
+request: ``gearnn2_uniform`` (GEARnn-2 with one width multiplier instead of cross-layer growth) and
+``baseline_era`` (the full-size baseline with ERA's (W, D, J) = (1, 3, 4) instead of AugMix's)."""
 DEFAULT_METHODS = ("baseline", "gearnn2", "gearnn1", "mshot")
 FULL = {"limit": 30000, "corruption_examples": 2000, "test_limit": 0, "seeds": 2, "overrides": []}
 QUICK = {"limit": 700, "corruption_examples": 10, "test_limit": 200, "seeds": 1, "overrides": {
@@ -46,7 +48,8 @@ QUICK = {"limit": 700, "corruption_examples": 10, "test_limit": 200, "seeds": 1,
     "mshot": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1", "plugins.osg.every=1",
               "plugins.osg.shots=2", "plugins.osg.examples=32"],
     "gearnn2_uniform": ["stages.0.epochs=2", "stages.1.epochs=1", "plugins.osg.grow_after=1",
-                        "plugins.osg.examples=32"]}}
+                        "plugins.osg.examples=32"],
+    "baseline_era": ["stages.0.epochs=2"]}}
 MARGIN = 0.01  # "within 1 point"
 
 
@@ -163,7 +166,7 @@ def run_unit(method, seed, setting, evaluate, work) -> dict:
     extra = setting["overrides"]
     overrides += extra.get(method, []) if isinstance(extra, dict) else extra
     recipe_name, method_overrides = METHODS[method]
-    overrides += method_overrides + ([f"plugins.osg.seed={seed}"] if method != "baseline" else [])
+    overrides += method_overrides + ([f"plugins.osg.seed={seed}"] if recipe_name != "augmix_baseline" else [])
     recipe = load_recipe(ROOT / "recipes" / f"{recipe_name}.toml", overrides=overrides)
     folder = work / f"{method}-seed{seed}"
     log = folder / "curve_probe.json"
@@ -391,7 +394,7 @@ def plot(report, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = dict(zip(METHODS, ("black", "C0", "C1", "C2", "C4")))
+    colours = dict(zip(METHODS, ("black", "C0", "C1", "C2", "C4", "C5")))
     for key, curve in report["curves"].items():
         method = key.rsplit("-seed", 1)[0]
         for ax, metric in zip(axes, ("clean", "robust")):
@@ -452,7 +455,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs/benchmarks/gearnn.json"), help="report JSON (PNG beside)")
     parser.add_argument("--work", default=str(ROOT / "bench_results/gearnn"), help="run folders")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(METHODS),
-                        help="methods to run (gearnn2_uniform: the extra uniform-growth experiment)")
+                        help="methods to run (gearnn2_uniform, baseline_era: the extra experiments)")
     parser.add_argument("--seeds", type=int, help="seeds (default: 2, quick: 1)")
     parser.add_argument("--assemble-only", action="store_true", help="only build the report from existing units")
     parser.add_argument("--step-costs", metavar="WIDTHS",
