@@ -49,9 +49,9 @@ def test_quick_benchmark_writes_a_verdict_and_skips_finished_units(tmp_path, mon
     assert json.loads((tmp_path / "neq.json").read_text())["units_done"] == 12
 
 
-def test_low_budget_experiment_shares_the_grids_references(monkeypatch):
+def test_extra_experiments_share_the_grids_references(monkeypatch):
     bench = load_bench(monkeypatch)
-    units = bench.unit_list(bench.LOW_BUDGETS)
+    units = bench.unit_list(bench.EXPERIMENTS["low_budgets"])
     grid = {bench.unit_path(Path(), u) for u in bench.unit_list(bench.FULL)}
     own = [u for u in units if bench.unit_path(Path(), u) not in grid]
     assert {(u["method"], u["budget"]) for u in own} == {
@@ -59,4 +59,7 @@ def test_low_budget_experiment_shares_the_grids_references(monkeypatch):
     assert len(own) == 2 * 5 * 6   # tasks x seeds x (methods x budgets)
     shared = [u for u in units if u not in own]
     assert {u["method"] for u in shared} == {"full", "classifier_only"}   # the grid's references, reused
-    assert not any(bench.memory_unit(u, bench.LOW_BUDGETS) for u in units)
+    more = bench.unit_list(bench.EXPERIMENTS["more_seeds"])
+    assert {u["seed"] for u in more} == {5, 6, 7, 8, 9} and not grid & {bench.unit_path(Path(), u) for u in more}
+    for settings in bench.EXPERIMENTS.values():
+        assert not any(bench.memory_unit(u, settings) for u in bench.unit_list(settings))

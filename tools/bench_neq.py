@@ -23,7 +23,7 @@ missing)::
 
     nice -n 10 python tools/bench_neq.py                 # full run (resumable)
     python tools/bench_neq.py --assemble                 # JSON + PNG from the units only
-    nice -n 10 python tools/bench_neq.py --low-budgets   # the extra experiment at 3% and 5%
+    nice -n 10 python tools/bench_neq.py --experiment low_budgets   # an extra experiment
     python tools/bench_neq.py --quick --units /tmp/u --json /tmp/neq.json --png /tmp/neq.png
 """
 
@@ -94,14 +94,20 @@ FULL = Settings(
     memory={"model": "vgg", "task": "digits", "seed": 0, "method": "velocity_per_cost", "steps": 20,
             "variants": ("bn_with_neuron", "last_layers", "sparse_update", "classifier_only")},
 )
-LOW_BUDGETS = dataclasses.replace(
-    FULL, arms={"vgg": dataclasses.replace(FULL.arms["vgg"], budgets=(0.03, 0.05),
-                                           paper_methods=("velocity_per_cost", "velocity", "random"),
-                                           equal_methods=())},
-    memory={**FULL.memory, "seed": None})
-"""An extra experiment (``--low-budgets``): velocity and random below the grid's budgets, where
-random leaves more room to full fine-tuning; same pretrained model, seeds and references, its
-units beside the grid's."""
+VGG = FULL.arms["vgg"]
+EXPERIMENTS = {
+    "low_budgets": dataclasses.replace(FULL, arms={"vgg": dataclasses.replace(
+        VGG, budgets=(0.03, 0.05), paper_methods=("velocity_per_cost", "velocity", "random"), equal_methods=())},
+        memory={**FULL.memory, "seed": None}),
+    "more_seeds": dataclasses.replace(FULL, arms={"vgg": dataclasses.replace(
+        VGG, tasks=("fashion_6_9",), seeds=(5, 6, 7, 8, 9), paper_methods=("velocity_per_cost", "random"),
+        equal_methods=())}, memory={**FULL.memory, "seed": None}),
+}
+"""Extra experiments behind the card's findings (``--experiment NAME``), their units beside the
+grid's and the grid's references reused where they exist: ``low_budgets``, velocity and random
+below the grid's budgets, where random leaves more room to full fine-tuning; ``more_seeds``,
+velocity (|v|/cost) and random on five fresh seeds of Fashion-MNIST 6-9, to tell a small effect
+from none. Neither changes the grid's verdict."""
 QUICK = Settings(
     arms={"vgg": Arm({"name": "vgg", "width": 0.25}, ("digits",), (0, 1), (0.15,),
                      ("velocity_per_cost", "random", "sparse_update"), ("velocity_per_cost",))},
@@ -605,15 +611,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=Path, default=ROOT / "docs" / "benchmarks" / "neq_units",
                         help="folder of the finished units (small JSONs, committed)")
-    parser.add_argument("--json", type=Path, help="report (default docs/benchmarks/neq.json, "
-                        "neq_low_budgets.json with --low-budgets)")
+    parser.add_argument("--json", type=Path, help="report (default docs/benchmarks/neq.json; "
+                        "neq_<name>.json with --experiment)")
     parser.add_argument("--png", type=Path, help="plot (default: the report's name, .png)")
     parser.add_argument("--scratch", type=Path, default=ROOT / "bench_results" / "neq",
                         help="stage cache and exported models (not committed)")
     parser.add_argument("--quick", action="store_true", help="smoke version on tiny data (the test suite runs it)")
     parser.add_argument("--assemble", action="store_true", help="only assemble the JSON and PNG from the units")
-    parser.add_argument("--low-budgets", action="store_true",
-                        help="the extra experiment: budgets 3%% and 5%%, velocity and random only")
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS),
+                        help="an extra experiment instead of the grid (report: neq_<name>.json)")
     parser.add_argument("--max-units", type=int, default=0, help="stop after this many new units (0: no limit)")
     parser.add_argument("--child-memory", nargs=3, metavar=("MODEL", "DATA", "STEPS"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -623,8 +629,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child_memory:
         return child_memory(args.child_memory[0], args.child_memory[1], int(args.child_memory[2]))
-    settings = QUICK if args.quick else LOW_BUDGETS if args.low_budgets else FULL
-    args.json = args.json or ROOT / "docs" / "benchmarks" / ("neq_low_budgets.json" if args.low_budgets else "neq.json")
+    settings = QUICK if args.quick else EXPERIMENTS[args.experiment] if args.experiment else FULL
+    args.json = args.json or ROOT / "docs" / "benchmarks" / (f"neq_{args.experiment}.json" if args.experiment
+                                                             else "neq.json")
     args.png = args.png or args.json.with_suffix(".png")
     os.environ.setdefault("KERAS_EDGE_CACHE", str(args.scratch / "cache"))
     done = 0
@@ -648,8 +655,8 @@ def main(argv=None) -> int:
             done += memory_variants(args.units, settings, args.scratch)
     result = assemble(settings, args.units, args.quick)
     result["new_units_this_call"] = done
-    if args.low_budgets:
-        result["benchmark"] += " --low-budgets"
+    if args.experiment:
+        result["benchmark"] += f" --experiment {args.experiment}"
     write_json(args.json, result)
     plot(result, args.png)
     report(result)
