@@ -42,3 +42,22 @@ def test_paired_interval_and_onset_drop():
     assert bench_deps.onset_drop([0.5, 0.8, 0.85, 0.9], warmup=2) == 0.0
     ci = bench_deps.interval([1.0, 3.0])
     assert ci["mean"] == 2.0 and ci["ci95"][0] < 0 < ci["ci95"][1]  # two seeds: t(1) = 12.7
+
+
+def test_the_extra_method_trains_as_long_as_bignas_ratio_and_stays_out_of_the_verdict():
+    setting = bench_deps.SETTINGS["full"]
+    epochs = bench_deps.method_epochs(setting)
+    raw = bench_deps.recipe_dict("deps_long", setting, 0, epochs)
+    assert raw["train"]["epochs"] == epochs["bignas_ratio"] and "deps" in raw["plugins"]
+
+    def unit(method, seed, pareto):
+        return {"method": method, "seed": seed, "epochs": {"train": 1}, "mean_pareto_accuracy": pareto,
+                "front_pareto_accuracy": pareto, "smallest": {"accuracy": pareto}, "largest": {"accuracy": pareto},
+                "train_macs": 1.0, "train_cpu_s": 1.0, "train_wall_s": 1.0, "onset_drop": None}
+    units = {(m, s): unit(m, s, p) for (m, s, p) in [("deps", 0, 0.90), ("bignas_ratio", 0, 0.92),
+                                                      ("deps_long", 0, 0.925), ("deps", 1, 0.91),
+                                                      ("bignas_ratio", 1, 0.92), ("deps_long", 1, 0.915)]}
+    result = bench_deps.assemble(units, "full")
+    assert result["verdict"]["pareto"]["deps"] == pytest.approx(0.905)   # deps_long is not deps
+    assert result["units_total"] == 10 and "deps_long" in result["methods"]
+    assert result["comparisons"]["deps_long_minus_bignas_ratio"]["pareto_points"]["mean"] == pytest.approx(0.0)

@@ -39,6 +39,9 @@ from keras_edge import hookimpl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("deps", "bignas_equal_cost", "bignas_ratio", "deps_no_ramp", "ofa")
+EXTRA_METHODS = ("deps_long",)
+"""Run on request (``--methods``), outside the verdict: ``deps_long``, DεpS at ``bignas_ratio``'s
+epochs, tells whether DεpS's gap to that BigNAS is its method or its shorter training."""
 SETTINGS = {
     # Two-stage supernet (0.85-4.67 M MACs), all 54,000 training images, the 10,000 test images.
     "full": {"deps_epochs": 10, "limit": 0, "test_limit": 0, "num_samples": 24, "seeds": (0, 1),
@@ -59,8 +62,8 @@ def recipe_dict(method: str, setting: dict, seed: int, epochs: dict) -> dict:
     """The raw recipe of one unit: the method's recipe on the benchmark's data, model and seed."""
     import tomllib
 
-    base = {"deps": "deps", "deps_no_ramp": "deps", "bignas_ratio": "bignas", "bignas_equal_cost": "bignas",
-            "ofa": "ofa"}[method]
+    base = {"deps": "deps", "deps_no_ramp": "deps", "deps_long": "deps", "bignas_ratio": "bignas",
+            "bignas_equal_cost": "bignas", "ofa": "ofa"}[method]
     raw = tomllib.loads((ROOT / "recipes" / f"{base}.toml").read_text())
     raw["data"].update(limit=setting["limit"], test_limit=setting["test_limit"], seed=seed)
     raw["model"]["options"] = setting["model"]
@@ -104,7 +107,8 @@ def method_epochs(setting: dict) -> dict:
     e = setting["deps_epochs"]
     warmup = round(0.5 * e)  # recipes/deps.toml warmup_fraction
     deps_macs = warmup * full + (e - warmup) * sandwich
-    return {"deps": e, "deps_no_ramp": e, "bignas_ratio": max(1, round(e * BIGNAS_RATIO)),
+    ratio = max(1, round(e * BIGNAS_RATIO))
+    return {"deps": e, "deps_no_ramp": e, "bignas_ratio": ratio, "deps_long": ratio,
             "bignas_equal_cost": max(1, round(deps_macs / sandwich))}
 
 
@@ -204,7 +208,7 @@ def assemble(units: dict, setting_name: str) -> dict:
     done = [key for key in expected if key in units]
 
     def per_seed(method, field):
-        return {s: _get(units[(m, s)], field) for m, s in done if m == method}
+        return {s: _get(units[(m, s)], field) for m, s in units if m == method}
 
     def mean(method, field):
         values = [v for v in per_seed(method, field).values() if v is not None]
@@ -218,6 +222,11 @@ def assemble(units: dict, setting_name: str) -> dict:
                                       "smallest_points": paired("deps", b, "smallest.accuracy"),
                                       "largest_points": paired("deps", b, "largest.accuracy")}
                    for b in ("bignas_ratio", "bignas_equal_cost", "ofa")}
+    if any(m == "deps_long" for m, _ in units):
+        comparisons["deps_long_minus_bignas_ratio"] = {
+            f"{part}_points": paired("deps_long", "bignas_ratio", field)
+            for part, field in (("pareto", "mean_pareto_accuracy"), ("smallest", "smallest.accuracy"),
+                                ("largest", "largest.accuracy"))}
     complete_seeds = [s for s in setting["seeds"]
                       if all((m, s) in units for m in ("deps", "bignas_ratio", "bignas_equal_cost"))]
     deps_macs, ratio_macs = per_seed("deps", "train_macs"), per_seed("bignas_ratio", "train_macs")
@@ -235,18 +244,18 @@ def assemble(units: dict, setting_name: str) -> dict:
         "macs_ratio_bignas_over_deps": float(np.mean(macs_ratios)) if macs_ratios else None,
     }
     methods = {}
-    for method in setting["methods"]:
-        if any(m == method for m, _ in done):
+    for method in (*setting["methods"], *EXTRA_METHODS):
+        if any(m == method for m, _ in units):
             methods[method] = {field: mean(method, field) for field in (
                 "mean_pareto_accuracy", "front_pareto_accuracy", "smallest.accuracy", "largest.accuracy",
                 "train_macs", "train_cpu_s", "train_wall_s", "onset_drop")}
-            methods[method]["epochs"] = next(units[(m, s)]["epochs"] for m, s in done if m == method)
+            methods[method]["epochs"] = next(units[(m, s)]["epochs"] for m, s in units if m == method)
     return {"setting": setting_name, "config": {k: v for k, v in setting.items()},
             "units_done": len(done), "units_total": len(expected),
             "missing": [f"{m}_seed{s}" for m, s in expected if (m, s) not in units],
             "partial": len(done) < len(expected), "verdict": verdict, "targets": targets(verdict, comparisons),
             "comparisons": comparisons, "methods": methods,
-            "units": {f"{m}_seed{s}": units[(m, s)] for m, s in done}}
+            "units": {f"{m}_seed{s}": units[(m, s)] for m, s in sorted(units)}}
 
 
 def targets(verdict: dict, comparisons: dict) -> dict:
@@ -318,6 +327,8 @@ def main(argv=None):
                              "(default: units in docs/benchmarks/deps_units, runs in runs/bench_deps)")
     parser.add_argument("--assemble-only", action="store_true", help="write the JSON and PNG from the finished units")
     parser.add_argument("--max-units", type=int, default=0, help="stop after training this many units (0: all)")
+    parser.add_argument("--methods", nargs="+", choices=(*METHODS, *EXTRA_METHODS),
+                        help="methods to train (default: the setting's; deps_long: the extra experiment)")
     args = parser.parse_args(argv)
     setting_name = "quick" if args.quick else "full"
     setting = SETTINGS[setting_name]
@@ -330,7 +341,7 @@ def main(argv=None):
     units_dir.mkdir(parents=True, exist_ok=True)
     trained = 0
     for seed in ([] if args.assemble_only else setting["seeds"]):
-        for method in setting["methods"]:
+        for method in args.methods or setting["methods"]:
             path = units_dir / f"{method}_seed{seed}.json"
             if path.exists():
                 print(f"unit {setting_name}/{method}/seed{seed}: done, skipped", flush=True)
