@@ -63,3 +63,12 @@ def test_extra_experiments_share_the_grids_references(monkeypatch):
     assert {u["seed"] for u in more} == {5, 6, 7, 8, 9} and not grid & {bench.unit_path(Path(), u) for u in more}
     for settings in bench.EXPERIMENTS.values():
         assert not any(bench.memory_unit(u, settings) for u in bench.unit_list(settings))
+
+
+def test_seeds_needed_for_an_interval_above_zero(monkeypatch):
+    bench = load_bench(monkeypatch)
+    assert bench.seeds_needed(-0.1, 0.3) is None and bench.seeds_needed(0.2, None) is None
+    n = bench.seeds_needed(0.32, 0.17)
+    assert n == 4   # t(0.975, 3) * 0.17 / 2 = 0.27 < 0.32, t(0.975, 2) * 0.17 / 3 ** 0.5 = 0.42 is not
+    assert bench.seeds_needed(0.32, 0.34) > n
+    assert bench.ci95([0.32 + d for d in (-0.17, 0.17, -0.17, 0.17)])[1] > 0

@@ -462,8 +462,22 @@ def paired(records: list, a: tuple, b: tuple) -> dict | None:
     seeds = sorted(set(left) & set(right))
     if not seeds:
         return None
-    mean, low, high = ci95([100 * (left[s] - right[s]) for s in seeds])
-    return {"mean": mean, "ci95": [low, high], "n": len(seeds)}
+    diffs = [100 * (left[s] - right[s]) for s in seeds]
+    mean, low, high = ci95(diffs)
+    sd = statistics.stdev(diffs) if len(diffs) > 1 else None
+    return {"mean": mean, "ci95": [low, high], "n": len(seeds), "sd": sd, "seeds_needed": seeds_needed(mean, sd)}
+
+
+def seeds_needed(mean: float, sd: float | None) -> int | None:
+    """Paired seeds for the 95% interval to exclude zero if the mean and spread stayed as measured
+    (None when the mean is not above zero or there is no spread yet)."""
+    from scipy import stats
+
+    if sd is None or mean <= 0:
+        return None
+    if sd == 0:
+        return 2
+    return next(n for n in range(2, 100_000) if stats.t.ppf(0.975, n - 1) * sd / n ** 0.5 < mean)
 
 
 def task_table(records: list, arm: Arm) -> dict:
