@@ -39,6 +39,11 @@ def test_quick_benchmark_writes_a_verdict_and_skips_finished_units(tmp_path, mon
     schemes = result["tables"]["vgg/digits"]["sparse_update_schemes"]
     assert schemes["0.15"]["fraction"] <= 0.15
     assert (tmp_path / "neq.png").stat().st_size > 0
+    table = result["tables"]["vgg/digits"]
+    share = table["room_recovered"]["velocity_per_cost"]["0.15"]
+    full, rnd, vel = (table["full"]["mean"], table["paper"]["random"]["0.15"]["mean"],
+                      table["paper"]["velocity_per_cost"]["0.15"]["mean"])
+    assert share is None if full <= rnd else share == (vel - rnd) / (full - rnd)
 
     (tmp_path / "units" / "vgg" / "digits" / "s1" / "paper_random_0.15.json").unlink()   # one unit lost
     assert bench.main([*args, "--assemble"]) == 0
@@ -60,7 +65,8 @@ def test_extra_experiments_share_the_grids_references(monkeypatch):
     shared = [u for u in units if u not in own]
     assert {u["method"] for u in shared} == {"full", "classifier_only"}   # the grid's references, reused
     more = bench.unit_list(bench.EXPERIMENTS["more_seeds"])
-    assert {u["seed"] for u in more} == {5, 6, 7, 8, 9} and not grid & {bench.unit_path(Path(), u) for u in more}
+    fresh = [u for u in more if bench.unit_path(Path(), u) not in grid]
+    assert {u["seed"] for u in more} == set(range(10)) and {u["seed"] for u in fresh} == {5, 6, 7, 8, 9}
     for settings in bench.EXPERIMENTS.values():
         assert not any(bench.memory_unit(u, settings) for u in bench.unit_list(settings))
 
