@@ -61,3 +61,14 @@ def test_the_extra_method_trains_as_long_as_bignas_ratio_and_stays_out_of_the_ve
     assert result["verdict"]["pareto"]["deps"] == pytest.approx(0.905)   # deps_long is not deps
     assert result["units_total"] == 10 and "deps_long" in result["methods"]
     assert result["comparisons"]["deps_long_minus_bignas_ratio"]["pareto_points"]["mean"] == pytest.approx(0.0)
+
+
+def test_a_gap_of_exactly_one_point_is_within_one_point():
+    gap = 100 * (0.9014 - 0.9114)   # -1.0000000000000009 in floating point
+    none = {"mean": None, "ci95": None}
+    comparisons = {"deps_minus_bignas_ratio": {"pareto_points": none},
+                   "deps_minus_bignas_equal_cost": {"pareto_points": none}}
+    verdict = {"smallest_gap_vs_bignas": gap, "onset_drop": None, "largest_accuracy": None}
+    assert bench_deps.targets(verdict, comparisons)["smallest_within_1_point"]
+    verdict["smallest_gap_vs_bignas"] = 100 * (0.8997 - 0.9112)
+    assert not bench_deps.targets(verdict, comparisons)["smallest_within_1_point"]
