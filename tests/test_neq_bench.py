@@ -67,6 +67,9 @@ def test_extra_experiments_share_the_grids_references(monkeypatch):
     more = bench.unit_list(bench.EXPERIMENTS["more_seeds"])
     fresh = [u for u in more if bench.unit_path(Path(), u) not in grid]
     assert {u["seed"] for u in more} == set(range(10)) and {u["seed"] for u in fresh} == {5, 6, 7, 8, 9}
+    longer = bench.EXPERIMENTS["mobilenet_longer"]
+    assert longer.finetune_epochs == 2 * bench.FULL.finetune_epochs
+    assert not grid & {bench.unit_path(Path(), u) for u in bench.unit_list(longer)}   # its own references
     for settings in bench.EXPERIMENTS.values():
         assert not any(bench.memory_unit(u, settings) for u in bench.unit_list(settings))
 
