@@ -95,23 +95,24 @@ FULL = Settings(
             "variants": ("bn_with_neuron", "last_layers", "sparse_update", "classifier_only")},
 )
 VGG = FULL.arms["vgg"]
+NO_MEMORY = {**FULL.memory, "seed": None}   # no unit of an experiment is a memory unit
 EXPERIMENTS = {
     "low_budgets": dataclasses.replace(FULL, arms={"vgg": dataclasses.replace(
         VGG, budgets=(0.03, 0.05), paper_methods=("velocity_per_cost", "velocity", "random"), equal_methods=())},
-        memory={**FULL.memory, "seed": None}),
+        memory=NO_MEMORY),
     "more_seeds": dataclasses.replace(FULL, arms={"vgg": dataclasses.replace(
         VGG, tasks=("fashion_6_9",), seeds=tuple(range(10)), paper_methods=("velocity_per_cost", "random"),
-        equal_methods=())}, memory={**FULL.memory, "seed": None}),
+        equal_methods=())}, memory=NO_MEMORY),
     "mobilenet_longer": dataclasses.replace(FULL, arms={"mobilenet_v2_30_epochs": dataclasses.replace(
         FULL.arms["mobilenet_v2"], budgets=(0.27,), paper_methods=("velocity_per_cost", "random"))},
-        finetune_epochs=30, memory={**FULL.memory, "seed": None}),
+        finetune_epochs=30, memory=NO_MEMORY),
 }
 """Extra experiments behind the card's findings (``--experiment NAME``), their units beside the
 grid's and the grid's references reused where they exist: ``low_budgets``, velocity and random
 below the grid's budgets, where random leaves more room to full fine-tuning; ``more_seeds``,
 velocity (|v|/cost) and random on Fashion-MNIST 6-9 with five fresh seeds beside the grid's five,
-to tell a small effect from none; ``mobilenet_longer``, `mobilenet_v2` at 27% and its references fine-tuned 30 epochs
-instead of 15, to tell a slower start from a lower ceiling. None changes the grid's verdict."""
+to tell a small effect from none; ``mobilenet_longer``, ``mobilenet_v2`` at 27% and its
+references fine-tuned 30 epochs instead of 15, to tell a slower start from a lower ceiling. None changes the grid's verdict."""
 QUICK = Settings(
     arms={"vgg": Arm({"name": "vgg", "width": 0.25}, ("digits",), (0, 1), (0.15,),
                      ("velocity_per_cost", "random", "sparse_update"), ("velocity_per_cost",))},
@@ -399,14 +400,19 @@ def child_memory(model_path: str, data_path: str, steps: int) -> int:
 # ---------------------------------------------------------------- assembly
 
 
-def ci95(values: list) -> tuple:
-    """Mean and 95% t-interval of a sample (None when fewer than 2 values)."""
+def half_width(sd: float, n: int) -> float:
+    """Half the 95% t-interval of a mean over n values with sample standard deviation sd."""
     from scipy import stats
 
+    return stats.t.ppf(0.975, n - 1) * sd / n ** 0.5
+
+
+def ci95(values: list) -> tuple:
+    """Mean and 95% t-interval of a sample (None when fewer than 2 values)."""
     mean = statistics.mean(values)
     if len(values) < 2:
         return mean, None, None
-    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    half = half_width(statistics.stdev(values), len(values))
     return mean, mean - half, mean + half
 
 
@@ -475,13 +481,11 @@ def paired(records: list, a: tuple, b: tuple) -> dict | None:
 def seeds_needed(mean: float, sd: float | None) -> int | None:
     """Paired seeds for the 95% interval to exclude zero if the mean and spread stayed as measured
     (None when the mean is not above zero or there is no spread yet)."""
-    from scipy import stats
-
     if sd is None or mean <= 0:
         return None
     if sd == 0:
         return 2
-    return next(n for n in range(2, 100_000) if stats.t.ppf(0.975, n - 1) * sd / n ** 0.5 < mean)
+    return next(n for n in range(2, 100_000) if half_width(sd, n) < mean)
 
 
 def task_table(records: list, arm: Arm) -> dict:
