@@ -266,11 +266,14 @@ def targets(verdict: dict, comparisons: dict) -> dict:
     def at_least(ci, mean):  # within seed noise: the interval reaches 0, or the mean is >= 0
         return None if mean is None else bool(mean >= 0 or (ci is not None and ci[1] >= 0))
 
-    gap, drop, largest = verdict["smallest_gap_vs_bignas"], verdict["onset_drop"], verdict["largest_accuracy"]
+    def points(value):  # accuracy differences in points, at the data's resolution, not float noise
+        return None if value is None else round(value, 6)
+
+    gap, drop = points(verdict["smallest_gap_vs_bignas"]), points(verdict["onset_drop"])
+    largest = verdict["largest_accuracy"]
     return {"pareto_deps_ge_bignas_ratio": at_least(pareto_ratio["ci95"], pareto_ratio["mean"]),
             "pareto_deps_gt_bignas_equal_cost": None if pareto_equal["mean"] is None else pareto_equal["mean"] > 0,
-            # accuracies are multiples of 1 / 10,000 test images: compare at that resolution, not float noise
-            "smallest_within_1_point": None if gap is None else round(gap, 6) >= -1.0,
+            "smallest_within_1_point": None if gap is None else gap >= -1.0,
             "onset_drop_le_2_points": None if drop is None else drop <= 2.0,
             "largest_ge_88": None if largest is None else largest >= 0.88}
 
