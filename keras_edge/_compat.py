@@ -59,3 +59,11 @@ def tflite_schema():
     from tensorflow.lite.python import schema_py_generated
 
     return schema_py_generated
+
+
+def op_determinism_enabled() -> bool:
+    """Whether ``tf.config.experimental.enable_op_determinism()`` is in effect (TensorFlow has
+    no public getter: ``tensorflow.python.framework.config.is_op_determinism_enabled``)."""
+    from tensorflow.python.framework import config
+
+    return config.is_op_determinism_enabled()

@@ -86,3 +86,13 @@ def test_a_built_sequential_runs_through_its_functional_graph():
     out = _compat.run_through_graph(graph, keras.ops.ones((1, 4)), lambda op: seen.append(op.name) or op)
     assert tuple(out.shape) == (1, 2) and seen == ["only"]
 
+
+
+def test_op_determinism_is_read():
+    import subprocess
+    import sys
+
+    code = ("import tensorflow as tf; from keras_edge import _compat; before = _compat.op_determinism_enabled(); "
+            "tf.config.experimental.enable_op_determinism(); print(before, _compat.op_determinism_enabled())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -1,18 +1,16 @@
 """The fused BatchNorm of the speed work computes what the unfused one does: outputs, gradients and
-moving statistics, in the elastic supernet and in tools/bench_supernet.py's Keras layer."""
-
-import sys
-from pathlib import Path
+moving statistics, in the elastic supernet and in the model zoo's layer; under op determinism
+both take the unfused path."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_edge import _compat
+from keras_edge.models.batch_norm import BatchNormalization
+from keras_edge.models.vgg import vgg
 from keras_edge_deps.supernet import ElasticMobileNet
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from bench_supernet import FusedBatchNormalization  # noqa: E402
 
 OPTIONS = dict(stage_widths=[8], stage_strides=[2], stage_activations=["hard_swish"], head_width=16,
                depths=[1, 2], kernels=[3, 5], expands=[2, 3])
@@ -49,13 +47,28 @@ def test_fused_elastic_batchnorm_trains_like_the_unfused_one(subnet):
     assert_same(*results)
 
 
-def test_a_fused_keras_batchnorm_trains_like_keras_own():
+def test_the_zoos_fused_batchnorm_trains_like_keras_own():
     rng = np.random.default_rng(1)
     images, labels = tf.constant(rng.normal(size=(6, 5, 5, 3)).astype(np.float32)), tf.constant(rng.integers(0, 2, 6))
     results = []
-    for layer in (FusedBatchNormalization, keras.layers.BatchNormalization):
+    for layer in (BatchNormalization, keras.layers.BatchNormalization):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((5, 5, 3)), keras.layers.Conv2D(4, 3), layer(momentum=0.8),
                                   keras.layers.Flatten(), keras.layers.Dense(2)])
         results.append(outputs_and_gradients(model, images, labels))
     assert_same(*results)
+    assert type(model.layers[1]).__name__ == "BatchNormalization"  # export code matches on the name
+
+
+def training_ops(model) -> set:
+    step = tf.function(lambda x: model(x, training=True))
+    return {op.type for op in step.get_concrete_function(tf.TensorSpec((2, 12, 12, 1))).graph.get_operations()}
+
+
+@pytest.mark.parametrize("build", [lambda: vgg((12, 12, 1), 4, width=0.125),
+                                   lambda: ElasticMobileNet((12, 12, 1), 4, **OPTIONS)], ids=["zoo", "supernet"])
+def test_fused_only_without_op_determinism(build, monkeypatch):
+    model = build()
+    assert "FusedBatchNormV3" in training_ops(model)
+    monkeypatch.setattr(_compat, "op_determinism_enabled", lambda: True)
+    assert "FusedBatchNormV3" not in training_ops(model)

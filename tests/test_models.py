@@ -45,3 +45,15 @@ def test_bad_model_names_and_options():
         build_model(ModelConfig(name="nope"), (28, 28, 1), 10)
     with pytest.raises(RecipeError, match="model.options: .*unexpected keyword argument 'bogus'"):
         build_model(ModelConfig(name="vgg", options={"bogus": 1}), (28, 28, 1), 10)
+
+
+def test_a_saved_zoo_model_loads_where_keras_edge_loads_models(tmp_path):
+    import subprocess
+    import sys
+
+    model = BUILTIN_MODELS["small_cnn"]((12, 12, 1), 4, width=0.25)
+    model.save(tmp_path / "model.keras")
+    code = ("import keras, keras_edge.checkpoint; "
+            f"print(type(keras.saving.load_model({str(tmp_path / 'model.keras')!r}).layers[2]).__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "keras_edge.models.batch_norm"

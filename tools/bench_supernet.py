@@ -13,8 +13,8 @@ and throttled in plateaus), as process CPU-seconds and wall seconds; medians are
   and a 1024x1024 float32 matmul in the same rounds;
 - the DεpS 4-subnet step (full + smallest + 2 random): trace + first call in CPU-seconds (the
   compile time; wall time on this shared machine is several times that under load);
-- the model zoo's MobileNetV2 (alpha 1) with a fused BatchNorm (``FusedBatchNormalization``) against
-  Keras's own (the zoo keeps Keras's: see the DεpS card).
+- the model zoo's MobileNetV2 (alpha 1), whose BatchNorm is fused in training
+  (``keras_edge.models.batch_norm``), against the same model with Keras's own BatchNorm.
 
     python tools/bench_supernet.py                    # writes docs/benchmarks/supernet_speed.json
 """
@@ -34,27 +34,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 BATCH = 128
-
-
-class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """Keras's BatchNormalization with TensorFlow's fused op in training (Keras 3 has none): what the
-    model zoo would gain. Not used by the zoo: see the DεpS card, "Speed"."""
-
-    def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable and self._fusable(inputs, mask)):
-            return super().call(inputs, training=training, mask=mask)
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta), epsilon=self.epsilon,
-            is_training=True)
-        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), inputs.dtype)
-        variance = variance * (n - 1.0) / n  # the op's variance is Bessel-corrected; Keras keeps the biased one
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return y
-
-    def _fusable(self, inputs, mask) -> bool:
-        return (mask is None and not self.renorm and not self.synchronized and self.center and self.scale
-                and len(inputs.shape) == 4 and self.axis in (-1, 3) and inputs.dtype == tf.float32)
 
 
 def timed(fn):
@@ -78,12 +57,12 @@ def step_of(model, selection, make_train_step):
     return make_train_step(model, optimizer, selection(model, None), lambda *a: {})
 
 
-def with_fused_batch_norm(model):
-    """A copy of a functional model whose Keras BatchNormalization layers are fused in training."""
+def with_batch_norm(model, layer_class):
+    """A copy of a functional model whose BatchNormalization layers are ``layer_class``'s."""
 
     def swap(layer):
         config = layer.get_config()
-        return FusedBatchNormalization.from_config(config) if type(layer) is keras.layers.BatchNormalization \
+        return layer_class.from_config(config) if isinstance(layer, keras.layers.BatchNormalization) \
             else layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=swap)
@@ -99,6 +78,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/supernet_speed.json"))
     args = parser.parse_args(argv)
 
+    from keras_edge.models.batch_norm import BatchNormalization
+    from keras_edge.models.mobilenet_v2 import mobilenet_v2
     from keras_edge.step import Selection, make_train_step
     from keras_edge_deps.extract import extract
 
@@ -114,11 +95,9 @@ def main(argv=None):
     configs = {"smallest": space.smallest(), "middle": middle, "largest": space.largest()}
     macs = {name: model.subnet_macs(c) for name, c in configs.items()}
     statics = {name: extract(model, configs[name], name=f"static_{name}") for name in ("smallest", "largest")}
-    statics["largest_fused"] = with_fused_batch_norm(statics["largest"])
-    from keras_edge.models.mobilenet_v2 import mobilenet_v2
-
-    statics["zoo_mobilenet_v2_keras_bn"] = mobilenet_v2((28, 28, 1), 10, width=1.0)
-    statics["zoo_mobilenet_v2"] = with_fused_batch_norm(statics["zoo_mobilenet_v2_keras_bn"])
+    statics["largest_fused"] = with_batch_norm(statics["largest"], BatchNormalization)
+    statics["zoo_mobilenet_v2"] = mobilenet_v2((28, 28, 1), 10, width=1.0)
+    statics["zoo_mobilenet_v2_keras_bn"] = with_batch_norm(statics["zoo_mobilenet_v2"], keras.layers.BatchNormalization)
     static_steps = {name: step_of(m, Selection, make_train_step) for name, m in statics.items()}
     a, b = tf.constant(rng.random((1024, 1024), np.float32)), tf.constant(rng.random((1024, 1024), np.float32))
     matmul = tf.function(lambda a, b: tf.reduce_sum(a @ b))

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+import keras_edge.models  # noqa: F401  (registers the zoo's BatchNorm class, so saved zoo models load)
 from keras_edge import io
 from keras_edge.errors import KerasEdgeError
 

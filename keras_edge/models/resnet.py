@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_edge.models.batch_norm import BatchNormalization
+
 
 def resnet(input_shape, num_classes, width=1.0, depth=8, base=16, bn_momentum=0.9):
     """ResNet-``depth`` with basic blocks; ``depth`` must be 6n+2 (8, 14, 20, ...); ``bn_momentum``
@@ -28,7 +30,7 @@ def resnet(input_shape, num_classes, width=1.0, depth=8, base=16, bn_momentum=0.
 
 def _conv_bn(x, filters, stride, name, bn_momentum, kernel=3):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    return layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
+    return BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
 
 
 def _basic_block(x, filters, stride, name, bn_momentum):

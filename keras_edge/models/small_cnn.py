@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_edge.models.batch_norm import BatchNormalization
+
 
 def small_cnn(input_shape, num_classes, width=1.0, dropout=0.25, bn_momentum=0.9):
     """About 2.5M MACs for 28x28x1 at width 1; reaches ~90% on Fashion-MNIST in 3 epochs.
@@ -12,7 +14,7 @@ def small_cnn(input_shape, num_classes, width=1.0, dropout=0.25, bn_momentum=0.9
     x = inputs
     for i, filters in enumerate((w(32), w(64)), start=1):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
+        x = BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)

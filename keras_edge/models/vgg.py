@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_edge.models.batch_norm import BatchNormalization
+
 DEFAULT_BLOCKS = ((32, 32), (64, 64), (128, 128))
 
 
@@ -28,7 +30,7 @@ def vgg(input_shape, num_classes, width=1.0, widths=None, blocks=None, bn_moment
         for _ in block:
             i += 1
             x = layers.Conv2D(int(widths[i - 1]), 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-            x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
+            x = BatchNormalization(momentum=bn_momentum, name=f"bn{i}")(x)
             x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(name=f"pool{b}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_edge.models.batch_norm import fused_allowed, fused_batch_norm_training
+
 
 @keras.saving.register_keras_serializable(package="keras_edge_deps")
 class ElasticBatchNorm(keras.layers.Layer):
@@ -20,7 +22,8 @@ class ElasticBatchNorm(keras.layers.Layer):
     ``(1 - w) * old + w * batch`` instead: a running average over calibration batches.
     ``synchronized`` (set by the loop under a multi-replica strategy) takes the batch
     statistics over all replicas. ``fused``: training passes use one fused batch-norm op
-    (forward and gradient) instead of ``tf.nn.moments`` + ``batch_normalization``.
+    (forward and gradient) instead of ``tf.nn.moments`` + ``batch_normalization`` (0.7x the
+    step time, tools/bench_supernet.py), where ``keras_edge.models.batch_norm`` allows it.
     """
 
     def __init__(self, momentum=0.9, epsilon=1e-5, fused=True, **kwargs):
@@ -43,8 +46,8 @@ class ElasticBatchNorm(keras.layers.Layer):
         gamma, beta = part(self.gamma), part(self.beta)
         if not training and calibrate is None:
             mean, variance = part(self.moving_mean), part(self.moving_variance)
-        elif self.fused and calibrate is None and not self._synchronizing():
-            y, mean, variance = self._fused(x, gamma, beta)
+        elif self.fused and calibrate is None and not self._synchronizing() and fused_allowed():
+            y, mean, variance = fused_batch_norm_training(x, gamma, beta, self.epsilon)
             if update_stats:
                 self._blend(whole, c, mean, variance, 1.0 - self.momentum)
             return y
@@ -55,15 +58,6 @@ class ElasticBatchNorm(keras.layers.Layer):
             elif update_stats:
                 self._blend(whole, c, mean, variance, 1.0 - self.momentum)
         return tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
-
-    def _fused(self, x, gamma, beta):
-        """Training-mode BatchNorm as one fused op (forward and gradient): 0.7x the step time of
-        ``tf.nn.moments`` + ``batch_normalization`` (tools/bench_supernet.py). The op returns the
-        Bessel-corrected batch variance; it is scaled back to the biased one that ``_moments`` gives."""
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon,
-                                                            is_training=True)
-        n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), x.dtype)
-        return y, mean, variance * (n - 1.0) / n
 
     def _synchronizing(self):
         replica = tf.distribute.get_replica_context()
