@@ -11,8 +11,10 @@ and throttled in plateaus), as process CPU-seconds and wall seconds; medians are
 - the largest config with the unfused BatchNorm (the step before this change): the speed-up;
 - GFLOP/s = 2 x 3 x MACs x batch / wall time (forward and two backward products per layer),
   and a 1024x1024 float32 matmul in the same rounds;
-- the DεpS 4-subnet step (full + smallest + 2 random): trace + first call in CPU-seconds (the
-  compile time; wall time on this shared machine is several times that under load);
+- the DεpS 4-subnet step (full + smallest + 2 random, in-place distillation): trace + first call
+  in CPU-seconds (the compile time; wall time on this shared machine is several times that under
+  load) and step time, also for the same step with the three subnet passes as one
+  ``tf.while_loop`` (``looped_subnet_step``: a smaller graph to compile);
 - the model zoo's MobileNetV2 (alpha 1), whose BatchNorm is fused in training
   (``keras_edge.models.batch_norm``), against the same model with Keras's own BatchNorm.
 
@@ -43,18 +45,62 @@ def timed(fn):
 
 
 def build(fused: bool, options: dict):
-    from keras_edge.step import Selection, make_train_step
     from keras_edge_deps.supernet import ElasticMobileNet
 
     keras.utils.set_random_seed(0)
     model = ElasticMobileNet((28, 28, 1), 10, fused_batch_norm=fused, **options)
-    return model, step_of(model, Selection, make_train_step)
+    return model, step_of(model)
 
 
-def step_of(model, selection, make_train_step):
+def step_of(model):
+    """keras_edge's train step with in-place distillation (what a DεpS run compiles)."""
+    from keras_edge.builtins.inplace_distillation import InplaceDistillation
+    from keras_edge.step import Selection, make_train_step
+
+    distill = InplaceDistillation()
+    return make_train_step(model, sgd(model), Selection(model, None),
+                           lambda batch, outputs, subnet: distill.loss_terms(outputs, subnet))
+
+
+def sgd(model):
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
     optimizer.build(model.trainable_variables)
-    return make_train_step(model, optimizer, selection(model, None), lambda *a: {})
+    return optimizer
+
+
+def looped_subnet_step(model):
+    """The 4-subnet step with the subnets after the full model as one ``tf.while_loop`` over their
+    stacked configs (one traced elastic pass, gradients summed), the same update as ``step_of``'s
+    for weights rows ``(grad_scale, 0, distill_weight)``: a graph a third the size to compile."""
+    from keras_edge.builtins.inplace_distillation import distillation
+    from keras_edge.step import cross_entropy
+
+    optimizer, variables = sgd(model), model.trainable_variables
+
+    def dense(grads):
+        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
+    @tf.function
+    def step(batch, configs, weights):
+        images, labels = batch["image"], batch["label"]
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = weights[0, 1] * cross_entropy(labels, logits)
+            scaled = weights[0, 0] * loss
+        teacher = tf.stop_gradient(tf.nn.softmax(logits))
+
+        def subnet(i, grads):
+            with tf.GradientTape() as tape:
+                student = model(images, training=True, subnet=configs[i - 1])
+                scaled = weights[i, 0] * weights[i, 2] * distillation(teacher, student)
+            return i + 1, [a + b for a, b in zip(grads, dense(tape.gradient(scaled, variables)))]
+
+        first = dense(tape.gradient(scaled, variables))
+        _, grads = tf.while_loop(lambda i, _: i < tf.shape(weights)[0], subnet, (1, first))
+        optimizer.apply(grads, variables)
+        return {"loss": loss}
+
+    return step
 
 
 def with_batch_norm(model, layer_class):
@@ -80,7 +126,6 @@ def main(argv=None):
 
     from keras_edge.models.batch_norm import BatchNormalization
     from keras_edge.models.mobilenet_v2 import mobilenet_v2
-    from keras_edge.step import Selection, make_train_step
     from keras_edge_deps.extract import extract
 
     rng = np.random.default_rng(0)
@@ -98,7 +143,7 @@ def main(argv=None):
     statics["largest_fused"] = with_batch_norm(statics["largest"], BatchNormalization)
     statics["zoo_mobilenet_v2"] = mobilenet_v2((28, 28, 1), 10, width=1.0)
     statics["zoo_mobilenet_v2_keras_bn"] = with_batch_norm(statics["zoo_mobilenet_v2"], keras.layers.BatchNormalization)
-    static_steps = {name: step_of(m, Selection, make_train_step) for name, m in statics.items()}
+    static_steps = {name: step_of(m) for name, m in statics.items()}
     a, b = tf.constant(rng.random((1024, 1024), np.float32)), tf.constant(rng.random((1024, 1024), np.float32))
     matmul = tf.function(lambda a, b: tf.reduce_sum(a @ b))
 
@@ -121,16 +166,19 @@ def main(argv=None):
 
     four = (None, tf.constant(space.smallest()), tf.constant(space.sample(rng)), tf.constant(space.sample(rng)))
     weights = tf.constant([[1.0, 1.0, 0.0]] + [[1.0, 0.0, 1.0]] * 3)
+    stacked = tf.stack(four[1:])
     compile_times = {}
-    for name, (m, s) in {"fused": (model, step), "unfused": (unfused, unfused_step)}.items():
+    for name, (s, args) in {"fused": (step, (batch, four, weights)),
+                            "unfused": (unfused_step, (batch, four, weights)),
+                            "fused_looped": (looped_subnet_step(model), (batch, stacked, weights))}.items():
         cpu, wall = time.process_time(), time.perf_counter()
-        s.get_concrete_function(batch, four, weights)
+        s.get_concrete_function(*args)
         trace_cpu, trace_wall = time.process_time() - cpu, time.perf_counter() - wall
-        s(batch, four, weights)["loss"].numpy()
+        s(*args)["loss"].numpy()
         compile_times[name] = {"trace_cpu_s": trace_cpu, "trace_wall_s": trace_wall,
                                "total_cpu_s": time.process_time() - cpu, "total_wall_s": time.perf_counter() - wall}
-        compile_times[name]["step_cpu_s"] = float(np.median([timed(lambda: s(batch, four, weights)["loss"].numpy())[0]
-                                                             for _ in range(3)]))
+        compile_times[name]["step_cpu_s"] = float(np.median([timed(lambda: s(*args)["loss"].numpy())[0]
+                                                             for _ in range(5)]))
 
     def gflops(case, wall_or_cpu):
         return 2 * 3 * macs["largest"] * BATCH / median[case][wall_or_cpu] / 1e9
