@@ -98,7 +98,8 @@ class TrainConfig:
     distribute: typing.Literal["none", "mirrored", "multi_worker"] = "none"
     """tf.distribute strategy of the whole run (set it at the top level, not per stage)."""
     deterministic: bool = False
-    """Enable TensorFlow op determinism, so a resumed run ends with the same weights."""
+    """Enable TensorFlow op determinism, so a resumed run ends with the same weights (BatchNorm then
+    trains with Keras's unfused ops: keras_edge/models/batch_norm.py)."""
     jit_compile: bool | typing.Literal["auto"] = "auto"
     """Compile the steps with XLA; "auto": on GPUs, unless subnets are sampled (their shapes vary)."""
 
