@@ -49,6 +49,9 @@ def test_the_extra_method_trains_as_long_as_bignas_ratio_and_stays_out_of_the_ve
     epochs = bench_deps.method_epochs(setting)
     raw = bench_deps.recipe_dict("deps_long", setting, 0, epochs)
     assert raw["train"]["epochs"] == epochs["bignas_ratio"] and "deps" in raw["plugins"]
+    shorter = bench_deps.recipe_dict("deps_long_warmup25", setting, 0, epochs)
+    assert shorter["train"]["epochs"] == epochs["bignas_ratio"]
+    assert (raw["plugins"]["deps"]["warmup_fraction"], shorter["plugins"]["deps"]["warmup_fraction"]) == (0.5, 0.25)
 
     def unit(method, seed, pareto):
         return {"method": method, "seed": seed, "epochs": {"train": 1}, "mean_pareto_accuracy": pareto,

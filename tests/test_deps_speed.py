@@ -82,7 +82,8 @@ def test_the_looped_subnet_step_makes_the_unrolled_steps_update():
     from bench_supernet import looped_subnet_step, step_of
 
     rng = np.random.default_rng(2)
-    batch = {"image": tf.constant(rng.random((8, 12, 12, 1), np.float32)), "label": tf.constant(rng.integers(0, 4, 8), tf.int32)}
+    batch = {"image": tf.constant(rng.random((8, 12, 12, 1), np.float32)),
+             "label": tf.constant(rng.integers(0, 4, 8), tf.int32)}
     updated = []
     for looped in (False, True):
         keras.utils.set_random_seed(0)

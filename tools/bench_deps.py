@@ -39,9 +39,13 @@ from keras_edge import hookimpl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("deps", "bignas_equal_cost", "bignas_ratio", "deps_no_ramp", "ofa")
-EXTRA_METHODS = ("deps_long",)
+EXTRA_METHODS = ("deps_long", "deps_long_warmup25")
 """Run on request (``--methods``), outside the verdict: ``deps_long``, DεpS at ``bignas_ratio``'s
-epochs, tells whether DεpS's gap to that BigNAS is its method or its shorter training."""
+epochs, tells whether DεpS's gap to that BigNAS is its method or its shorter training;
+``deps_long_warmup25``, the same with P_warmup 25% instead of 50%, whether it is the subnets'
+shorter training (they train only after the warmup, BigNAS's from the first step)."""
+EXTRA_COMPARISONS = (("deps_long", "bignas_ratio"), ("deps_long", "deps"),
+                     ("deps_long_warmup25", "bignas_ratio"), ("deps_long_warmup25", "deps_long"))
 SETTINGS = {
     # Two-stage supernet (0.85-4.67 M MACs), all 54,000 training images, the 10,000 test images.
     "full": {"deps_epochs": 10, "limit": 0, "test_limit": 0, "num_samples": 24, "seeds": (0, 1),
@@ -62,8 +66,8 @@ def recipe_dict(method: str, setting: dict, seed: int, epochs: dict) -> dict:
     """The raw recipe of one unit: the method's recipe on the benchmark's data, model and seed."""
     import tomllib
 
-    base = {"deps": "deps", "deps_no_ramp": "deps", "deps_long": "deps", "bignas_ratio": "bignas",
-            "bignas_equal_cost": "bignas", "ofa": "ofa"}[method]
+    base = {"deps": "deps", "deps_no_ramp": "deps", "deps_long": "deps", "deps_long_warmup25": "deps",
+            "bignas_ratio": "bignas", "bignas_equal_cost": "bignas", "ofa": "ofa"}[method]
     raw = tomllib.loads((ROOT / "recipes" / f"{base}.toml").read_text())
     raw["data"].update(limit=setting["limit"], test_limit=setting["test_limit"], seed=seed)
     raw["model"]["options"] = setting["model"]
@@ -74,6 +78,8 @@ def recipe_dict(method: str, setting: dict, seed: int, epochs: dict) -> dict:
         plugins["deps"]["epsilon_epochs"] *= setting["deps_epochs"] / RECIPE_DEPS_EPOCHS  # the reference's share
         if method == "deps_no_ramp":
             plugins["deps"]["epsilon_epochs"] = 0.0
+        if method == "deps_long_warmup25":
+            plugins["deps"]["warmup_fraction"] = 0.25
     if base == "ofa":
         raw["stages"] = ofa_stages(raw["stages"], setting["deps_epochs"] / RECIPE_DEPS_EPOCHS)
     else:
@@ -108,7 +114,7 @@ def method_epochs(setting: dict) -> dict:
     warmup = round(0.5 * e)  # recipes/deps.toml warmup_fraction
     deps_macs = warmup * full + (e - warmup) * sandwich
     ratio = max(1, round(e * BIGNAS_RATIO))
-    return {"deps": e, "deps_no_ramp": e, "bignas_ratio": ratio, "deps_long": ratio,
+    return {"deps": e, "deps_no_ramp": e, "bignas_ratio": ratio, "deps_long": ratio, "deps_long_warmup25": ratio,
             "bignas_equal_cost": max(1, round(deps_macs / sandwich))}
 
 
@@ -222,11 +228,12 @@ def assemble(units: dict, setting_name: str) -> dict:
                                       "smallest_points": paired("deps", b, "smallest.accuracy"),
                                       "largest_points": paired("deps", b, "largest.accuracy")}
                    for b in ("bignas_ratio", "bignas_equal_cost", "ofa")}
-    if any(m == "deps_long" for m, _ in units):
-        comparisons["deps_long_minus_bignas_ratio"] = {
-            f"{part}_points": paired("deps_long", "bignas_ratio", field)
-            for part, field in (("pareto", "mean_pareto_accuracy"), ("smallest", "smallest.accuracy"),
-                                ("largest", "largest.accuracy"))}
+    for a, b in EXTRA_COMPARISONS:
+        if any(m == a for m, _ in units):
+            comparisons[f"{a}_minus_{b}"] = {
+                f"{part}_points": paired(a, b, field)
+                for part, field in (("pareto", "mean_pareto_accuracy"), ("smallest", "smallest.accuracy"),
+                                    ("largest", "largest.accuracy"))}
     complete_seeds = [s for s in setting["seeds"]
                       if all((m, s) in units for m in ("deps", "bignas_ratio", "bignas_equal_cost"))]
     deps_macs, ratio_macs = per_seed("deps", "train_macs"), per_seed("bignas_ratio", "train_macs")
@@ -332,7 +339,8 @@ def main(argv=None):
     parser.add_argument("--assemble-only", action="store_true", help="write the JSON and PNG from the finished units")
     parser.add_argument("--max-units", type=int, default=0, help="stop after training this many units (0: all)")
     parser.add_argument("--methods", nargs="+", choices=(*METHODS, *EXTRA_METHODS),
-                        help="methods to train (default: the setting's; deps_long: the extra experiment)")
+                        help="methods to train (default: the setting's; deps_long, deps_long_warmup25: the extra "
+                             "experiments)")
     args = parser.parse_args(argv)
     setting_name = "quick" if args.quick else "full"
     setting = SETTINGS[setting_name]
