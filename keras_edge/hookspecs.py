@@ -211,9 +211,11 @@ def augment_batch(ctx, batch: dict, options) -> dict | None:
 def loss_terms(ctx, batch: dict, outputs: dict, model, subnet, options) -> dict | None:
     """Add terms to the loss inside the compiled train step (traced, not eager).
 
-    Traced once per sampled subnet. ``outputs`` holds ``"logits"`` of the clean
-    images, when the batch has ``"views"``, ``"view_logits"`` (a list), and for every
-    sample after the step's first, ``"first_logits"`` (the first sample's logits);
+    Traced for the step's first sample and once for all later ones (on one replica they
+    run as one ``tf.while_loop``; with several, once per sample). ``outputs`` holds
+    ``"logits"`` of the clean images, when the batch has ``"views"``, ``"view_logits"``
+    (a list), and for every sample after the step's first, ``"first_logits"`` (the first
+    sample's logits, a constant there: each sample's gradients come from its own tape);
     ``subnet`` is the ``SubnetSample`` of this step, its fields being the step's
     tensors (so it is current at every step, not the one of the first trace). Return
     ``{name: scalar tensor}``; all terms of all plugins are added to the loss of that

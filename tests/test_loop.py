@@ -79,7 +79,8 @@ class TwoScaleModel(keras.Model):
         return y if subnet is None else y * tf.cast(subnet[0], y.dtype)
 
 
-def test_subnet_gradients_are_scaled_and_summed_into_one_step():
+@pytest.mark.parametrize("scales", [(0.5,), (0.5, 2.0, 0.25)])
+def test_subnet_gradients_are_scaled_and_summed_into_one_step(scales):
     model = TwoScaleModel()
     batch = {"image": tf.random.uniform((8, 3, 3, 1), seed=1), "label": tf.constant([0, 1, 2, 3] * 2)}
     model(batch["image"])
@@ -92,17 +93,22 @@ def test_subnet_gradients_are_scaled_and_summed_into_one_step():
     step = make_train_step(model, optimizer, Selection(model, None),
                            lambda batch, outputs, subnet: plugin.loss_terms(outputs=outputs, subnet=subnet) or {})
     w0 = model.dense.kernel.numpy().copy()
-    configs = (None, tf.constant([0.5]))
-    weights = tf.constant([[1.0, 1.0, 0.0], [0.25, 1.0, 2.0]])
+    configs = (None, *(tf.constant([scale]) for scale in scales))
+    rows = [(0.25 * k, 1.0, 2.0 / k) for k in range(1, len(scales) + 1)]
+    weights = tf.constant([[1.0, 1.0, 0.0], *rows])
     step(batch, configs, weights)
+    graph = step.get_concrete_function(batch, configs, weights).graph
+    assert any("While" in op.type for op in graph.get_operations())  # the later samples run as one loop
     # the same update computed by hand
     kernel = tf.Variable(w0)
     with tf.GradientTape() as tape:
         logits = tf.reshape(batch["image"], (8, -1)) @ kernel
         teacher = tf.stop_gradient(tf.nn.softmax(logits))
-        small = logits * 0.5
-        loss = cross_entropy(batch["label"], logits) + 0.25 * (
-            cross_entropy(batch["label"], small) + 2.0 * distillation(teacher, small))
+        loss = cross_entropy(batch["label"], logits)
+        for scale, (grad_scale, ce_weight, distill_weight) in zip(scales, rows):
+            small = logits * scale
+            loss += grad_scale * (ce_weight * cross_entropy(batch["label"], small)
+                                  + distill_weight * distillation(teacher, small))
     expected = w0 - 0.1 * tape.gradient(loss, kernel).numpy()
     np.testing.assert_allclose(model.dense.kernel.numpy(), expected, rtol=1e-5, atol=1e-6)
 

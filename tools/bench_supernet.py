@@ -13,8 +13,8 @@ and throttled in plateaus), as process CPU-seconds and wall seconds; medians are
   and a 1024x1024 float32 matmul in the same rounds;
 - the DεpS 4-subnet step (full + smallest + 2 random, in-place distillation): trace + first call
   in CPU-seconds (the compile time; wall time on this shared machine is several times that under
-  load) and step time, also for the same step with the three subnet passes as one
-  ``tf.while_loop`` (``looped_subnet_step``: a smaller graph to compile);
+  load) and step time, also for the step before its subnet passes ran as one ``tf.while_loop``
+  (``unrolled_subnet_step``);
 - the model zoo's MobileNetV2 (alpha 1), whose BatchNorm is fused in training
   (``keras_edge.models.batch_norm``), against the same model with Keras's own BatchNorm.
 
@@ -68,17 +68,13 @@ def sgd(model):
     return optimizer
 
 
-def looped_subnet_step(model):
-    """The 4-subnet step with the subnets after the full model as one ``tf.while_loop`` over their
-    stacked configs (one traced elastic pass, gradients summed), the same update as ``step_of``'s
-    for weights rows ``(grad_scale, 0, distill_weight)``: a graph a third the size to compile."""
+def unrolled_subnet_step(model):
+    """The 4-subnet step as it was before keras_edge ran the later samples as one loop: every
+    pass traced and recorded on one tape (the same update as ``step_of``'s)."""
     from keras_edge.builtins.inplace_distillation import distillation
     from keras_edge.step import cross_entropy
 
     optimizer, variables = sgd(model), model.trainable_variables
-
-    def dense(grads):
-        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
 
     @tf.function
     def step(batch, configs, weights):
@@ -86,18 +82,14 @@ def looped_subnet_step(model):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             loss = weights[0, 1] * cross_entropy(labels, logits)
-            scaled = weights[0, 0] * loss
-        teacher = tf.stop_gradient(tf.nn.softmax(logits))
-
-        def subnet(i, grads):
-            with tf.GradientTape() as tape:
-                student = model(images, training=True, subnet=configs[i - 1])
-                scaled = weights[i, 0] * weights[i, 2] * distillation(teacher, student)
-            return i + 1, [a + b for a, b in zip(grads, dense(tape.gradient(scaled, variables)))]
-
-        first = dense(tape.gradient(scaled, variables))
-        _, grads = tf.while_loop(lambda i, _: i < tf.shape(weights)[0], subnet, (1, first))
-        optimizer.apply(grads, variables)
+            total = weights[0, 0] * loss
+            teacher = tf.stop_gradient(tf.nn.softmax(logits))
+            for i, config in enumerate(configs[1:], start=1):
+                student = model(images, training=True, subnet=config)
+                total += weights[i, 0] * (weights[i, 1] * cross_entropy(labels, student)
+                                          + weights[i, 2] * distillation(teacher, student))
+        grads = tape.gradient(total, variables)
+        optimizer.apply([tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)], variables)
         return {"loss": loss}
 
     return step
@@ -166,19 +158,22 @@ def main(argv=None):
 
     four = (None, tf.constant(space.smallest()), tf.constant(space.sample(rng)), tf.constant(space.sample(rng)))
     weights = tf.constant([[1.0, 1.0, 0.0]] + [[1.0, 0.0, 1.0]] * 3)
-    stacked = tf.stack(four[1:])
+    inputs = (batch, four, weights)
+    four_steps = {"fused": step, "unfused": unfused_step, "fused_unrolled": unrolled_subnet_step(model)}
     compile_times = {}
-    for name, (s, args) in {"fused": (step, (batch, four, weights)),
-                            "unfused": (unfused_step, (batch, four, weights)),
-                            "fused_looped": (looped_subnet_step(model), (batch, stacked, weights))}.items():
+    for name, s in four_steps.items():
         cpu, wall = time.process_time(), time.perf_counter()
-        s.get_concrete_function(*args)
+        s.get_concrete_function(*inputs)
         trace_cpu, trace_wall = time.process_time() - cpu, time.perf_counter() - wall
-        s(*args)["loss"].numpy()
+        s(*inputs)["loss"].numpy()
         compile_times[name] = {"trace_cpu_s": trace_cpu, "trace_wall_s": trace_wall,
                                "total_cpu_s": time.process_time() - cpu, "total_wall_s": time.perf_counter() - wall}
-        compile_times[name]["step_cpu_s"] = float(np.median([timed(lambda: s(*args)["loss"].numpy())[0]
-                                                             for _ in range(5)]))
+    step_times = {name: [] for name in four_steps}
+    for _ in range(5):  # interleaved, like the single-config steps
+        for name, s in four_steps.items():
+            step_times[name].append(timed(lambda: s(*inputs)["loss"].numpy())[0])
+    for name, ts in step_times.items():
+        compile_times[name]["step_cpu_s"] = float(np.median(ts))
 
     def gflops(case, wall_or_cpu):
         return 2 * 3 * macs["largest"] * BATCH / median[case][wall_or_cpu] / 1e9

@@ -2,8 +2,8 @@
 
 Keras 3 normalises in training with ``moments`` + ``batch_normalization`` and their
 element-wise gradients; ``FusedBatchNormV3`` does the same work in fewer passes over the
-activations: MobileNetV2 (alpha 1) trains 1.59x faster, the elastic supernet's largest
-config 1.28x (tools/bench_supernet.py). Under op determinism (``train.deterministic``)
+activations: MobileNetV2 (alpha 1) trains 1.63x faster, the elastic supernet's largest
+config 1.22x (tools/bench_supernet.py). Under op determinism (``train.deterministic``)
 the fused path is not taken: there TensorFlow's oneDNN kernel trains differently from
 Keras's ops and from its own non-deterministic and Eigen variants (a VGG's block-1 weights
 5e-3 apart after the second step; tools/fused_bn_determinism.py).

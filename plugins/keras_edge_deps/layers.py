@@ -22,7 +22,7 @@ class ElasticBatchNorm(keras.layers.Layer):
     ``(1 - w) * old + w * batch`` instead: a running average over calibration batches.
     ``synchronized`` (set by the loop under a multi-replica strategy) takes the batch
     statistics over all replicas. ``fused``: training passes use one fused batch-norm op
-    (forward and gradient) instead of ``tf.nn.moments`` + ``batch_normalization`` (0.7x the
+    (forward and gradient) instead of ``tf.nn.moments`` + ``batch_normalization`` (0.82x the
     step time, tools/bench_supernet.py), where ``keras_edge.models.batch_norm`` allows it.
     """
 
