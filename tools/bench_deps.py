@@ -224,16 +224,15 @@ def assemble(units: dict, setting_name: str) -> dict:
         x, y = per_seed(a, field), per_seed(b, field)
         return interval([scale * (x[s] - y[s]) for s in sorted(set(x) & set(y))])
 
-    comparisons = {f"deps_minus_{b}": {"pareto_points": paired("deps", b, "mean_pareto_accuracy"),
-                                      "smallest_points": paired("deps", b, "smallest.accuracy"),
-                                      "largest_points": paired("deps", b, "largest.accuracy")}
-                   for b in ("bignas_ratio", "bignas_equal_cost", "ofa")}
-    for a, b in EXTRA_COMPARISONS:
-        if any(m == a for m, _ in units):
-            comparisons[f"{a}_minus_{b}"] = {
-                f"{part}_points": paired(a, b, field)
+    def compared(a, b):
+        """Paired differences ``a − b`` in points: Pareto accuracy, smallest and largest subnet."""
+        return {f"{part}_points": paired(a, b, field)
                 for part, field in (("pareto", "mean_pareto_accuracy"), ("smallest", "smallest.accuracy"),
                                     ("largest", "largest.accuracy"))}
+
+    comparisons = {f"deps_minus_{b}": compared("deps", b) for b in ("bignas_ratio", "bignas_equal_cost", "ofa")}
+    comparisons.update({f"{a}_minus_{b}": compared(a, b) for a, b in EXTRA_COMPARISONS
+                        if any(m == a for m, _ in units)})
     complete_seeds = [s for s in setting["seeds"]
                       if all((m, s) in units for m in ("deps", "bignas_ratio", "bignas_equal_cost"))]
     deps_macs, ratio_macs = per_seed("deps", "train_macs"), per_seed("bignas_ratio", "train_macs")
